@@ -1,0 +1,14 @@
+# KD with CTKD's curriculum temperature: one learnable T, trained adversarially (gradient
+# reversal) by the student's optimizer; the reversal strength ramps 0 -> 1 over ~5 epochs.
+_base_ = ['./cls_kd_fixed.py']
+
+model = dict(
+    temperature=dict(
+        _delete_=True,
+        type='rlkd_mm.CTKDTemperature',
+        mode='global',
+        t_min=1.0,
+        t_max=21.0,
+        t_init=4.0,
+        ramp_iters=85,
+    ))

@@ -1,0 +1,14 @@
+# KD with CTKD's instance-wise temperature: an MLP on the logits gives each image its T.
+_base_ = ['./cls_kd_fixed.py']
+
+model = dict(
+    temperature=dict(
+        _delete_=True,
+        type='rlkd_mm.CTKDTemperature',
+        mode='instance',
+        num_classes=10,
+        t_min=1.0,
+        t_max=21.0,
+        t_init=4.0,
+        ramp_iters=85,
+    ))

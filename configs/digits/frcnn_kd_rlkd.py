@@ -1,0 +1,18 @@
+# DigitsDet KD as frcnn_kd_fixed.py, with RLKD: the agent picks one temperature per sampled RoI.
+# The first 200 iterations use the fixed warm-up temperature 4; the agent is updated every 20
+# iterations (about 188 iterations per epoch).
+_base_ = ['./frcnn_kd_fixed.py']
+
+model = dict(
+    temperature=dict(
+        _delete_=True,
+        type='rlkd_mm.RLTemperature',
+        t_min=1.0,
+        t_max=10.0,
+        t_init=4.0,
+        warmup_temperature=4.0,
+        score_type='softmax',
+    )
+)
+
+custom_hooks = [dict(type='rlkd_mm.RLKDHook', update_interval=20, warmup_iters=200)]

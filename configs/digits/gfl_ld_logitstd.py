@@ -1,0 +1,12 @@
+# DigitsDet KD as gfl_ld_fixed.py, with logit standardisation: each model's logits are z-scored
+# per positive prior, i.e. a per-instance, per-model temperature tau * std(z) (tau = 2).
+_base_ = ['./gfl_ld_fixed.py']
+
+model = dict(
+    temperature=dict(
+        _delete_=True,
+        type='rlkd_mm.LogitStdTemperature',
+        base_temperature=2.0,
+        score_type='sigmoid',
+    )
+)

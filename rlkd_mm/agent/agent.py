@@ -1,0 +1,583 @@
+"""The RLKD agent: acts on instance states, stores experience, learns with PPO."""
+
+import math
+from collections import deque
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .buffer import AgentStep, RolloutBuffer, Transition
+from .policy import ActorCritic, check_squash_range
+from .reward_model import RewardModel, calibrate_rewards
+from .state import RunningNorm
+
+
+def _check(cond: bool, key: str, value: Any, requirement: str) -> None:
+    if not cond:
+        raise ValueError(f'{key} must be {requirement}, got {key}={value!r}')
+
+
+def _to_cpu(obj: Any) -> Any:
+    """Deep copy of a (nested) state with every tensor on the CPU."""
+    if isinstance(obj, Tensor):
+        return obj.detach().to('cpu', copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+class RLKDAgent:
+    """Chooses one temperature per instance and learns from the student's improvement.
+
+    Pure PyTorch and deliberately not an ``nn.Module``: its parameters must never reach the
+    student's optimizer or DDP wrapper, so it keeps its own optimizers and is moved, saved and
+    synchronised explicitly (by ``RLKDHook``).
+
+    One cycle: :meth:`act` on every training batch (one batched forward), :meth:`store` the
+    iteration once its batch reward is known, and :meth:`update` every K iterations: the reward
+    model is fitted so that per-batch sums of ``g(s, a)`` predict the batch rewards, the batch
+    reward is decomposed into calibrated instance rewards ``r_i = g_i + (R_k - sum_j g_j) / B``,
+    advantages bootstrap from the next iteration's batch-mean value
+    ``A_i = r_i + gamma * mean_j V(s_{k+1, j}) - V(s_i)``, and a clipped PPO objective with a
+    value loss and an entropy bonus is optimised for ``ppo_epochs`` minibatch epochs.
+
+    Efficient exploration: during the first ``explore_updates`` updates (phase 0), only
+    high-quality instances get exploration noise (the others take the mean action), and PPO
+    minibatches are drawn from the high-quality instances first; afterwards (phase 1) every
+    instance explores and takes part.
+
+    Determinism: network initialisation uses ``seed`` without touching the global RNG. Minibatch
+    sampling uses a dedicated CPU generator seeded with ``seed`` (identical on all DDP ranks, so
+    identical updates from identical merged experience); action noise uses another CPU generator
+    (:meth:`seed_actions` lets each rank draw different noise).
+
+    The running state normalisation is frozen between updates and refreshed at each update from
+    the raw states of the rollout, so that the stored normalised states, their log-probabilities
+    and the bootstrap states of one rollout all share one normalisation, and all ranks keep the
+    same statistics.
+
+    Args:
+        state_dim (int): number of state features D.
+        t_min (float): lowest temperature.
+        t_max (float): highest temperature.
+        t_init (float): initial mean temperature, in ``(t_min, t_max)``.
+        hidden_dim (int): hidden width of actor, critic and reward model.
+        lr (float): Adam learning rate of the actor-critic.
+        gamma (float): discount over iterations, in [0, 1].
+        clip_eps (float): PPO clipping range, > 0.
+        ppo_epochs (int): epochs over the rollout per update.
+        minibatch_size (int): instances per PPO minibatch.
+        value_coef (float): weight of the value loss.
+        entropy_coef (float): weight of the entropy bonus.
+        max_grad_norm (float): gradient-norm clip of the actor-critic.
+        hq_tau (float): teacher-confidence threshold of high-quality instances, in [0, 1]. The
+            agent does not compute the mask itself; adapters read this value.
+        explore_updates (int): length of the exploration phase, in agent updates.
+        reward_model_lr (float): Adam learning rate of the reward model.
+        reward_model_steps (int): full-batch reward-model steps per update.
+        reward_window (int): number of recent batches the reward model is fitted on.
+        buffer_size (int): maximum number of iterations kept in the rollout buffer.
+        init_log_std (float): initial log standard deviation of the pre-squash action.
+        norm_clip (float): clip of the normalised states.
+        seed (int): seed of the networks and of the minibatch (and default action) generator.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        t_min: float = 1.0,
+        t_max: float = 10.0,
+        t_init: float = 4.0,
+        hidden_dim: int = 64,
+        lr: float = 3e-4,
+        gamma: float = 0.9,
+        clip_eps: float = 0.2,
+        ppo_epochs: int = 4,
+        minibatch_size: int = 256,
+        value_coef: float = 0.5,
+        entropy_coef: float = 1e-3,
+        max_grad_norm: float = 0.5,
+        hq_tau: float = 0.5,
+        explore_updates: int = 10,
+        reward_model_lr: float = 1e-3,
+        reward_model_steps: int = 10,
+        reward_window: int = 32,
+        buffer_size: int = 64,
+        init_log_std: float = math.log(0.5),
+        norm_clip: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        check_squash_range(t_min, t_max, t_init)
+        _check(isinstance(state_dim, int) and state_dim > 0, 'state_dim', state_dim, 'an int > 0')
+        _check(
+            isinstance(hidden_dim, int) and hidden_dim > 0, 'hidden_dim', hidden_dim, 'an int > 0'
+        )
+        _check(lr > 0, 'lr', lr, '> 0')
+        _check(0.0 <= gamma <= 1.0, 'gamma', gamma, 'in [0, 1]')
+        _check(clip_eps > 0, 'clip_eps', clip_eps, '> 0')
+        _check(
+            isinstance(ppo_epochs, int) and ppo_epochs >= 1, 'ppo_epochs', ppo_epochs, 'an int >= 1'
+        )
+        _check(
+            isinstance(minibatch_size, int) and minibatch_size >= 1,
+            'minibatch_size',
+            minibatch_size,
+            'an int >= 1',
+        )
+        _check(value_coef >= 0, 'value_coef', value_coef, '>= 0')
+        _check(entropy_coef >= 0, 'entropy_coef', entropy_coef, '>= 0')
+        _check(max_grad_norm > 0, 'max_grad_norm', max_grad_norm, '> 0')
+        _check(0.0 <= hq_tau <= 1.0, 'hq_tau', hq_tau, 'in [0, 1]')
+        _check(
+            isinstance(explore_updates, int) and explore_updates >= 0,
+            'explore_updates',
+            explore_updates,
+            'an int >= 0',
+        )
+        _check(reward_model_lr > 0, 'reward_model_lr', reward_model_lr, '> 0')
+        _check(
+            isinstance(reward_model_steps, int) and reward_model_steps >= 0,
+            'reward_model_steps',
+            reward_model_steps,
+            'an int >= 0',
+        )
+        _check(
+            isinstance(reward_window, int) and reward_window >= 1,
+            'reward_window',
+            reward_window,
+            'an int >= 1',
+        )
+        _check(
+            isinstance(buffer_size, int) and buffer_size >= 1,
+            'buffer_size',
+            buffer_size,
+            'an int >= 1',
+        )
+        _check(norm_clip > 0, 'norm_clip', norm_clip, '> 0')
+        _check(isinstance(seed, int), 'seed', seed, 'an int')
+        self.config = dict(
+            state_dim=state_dim,
+            t_min=float(t_min),
+            t_max=float(t_max),
+            t_init=float(t_init),
+            hidden_dim=hidden_dim,
+            lr=lr,
+            gamma=gamma,
+            clip_eps=clip_eps,
+            ppo_epochs=ppo_epochs,
+            minibatch_size=minibatch_size,
+            value_coef=value_coef,
+            entropy_coef=entropy_coef,
+            max_grad_norm=max_grad_norm,
+            hq_tau=hq_tau,
+            explore_updates=explore_updates,
+            reward_model_lr=reward_model_lr,
+            reward_model_steps=reward_model_steps,
+            reward_window=reward_window,
+            buffer_size=buffer_size,
+            init_log_std=init_log_std,
+            norm_clip=norm_clip,
+            seed=seed,
+        )
+        self.state_dim = state_dim
+        self.t_min, self.t_max = float(t_min), float(t_max)
+        self.gamma = gamma
+        self.clip_eps = clip_eps
+        self.ppo_epochs = ppo_epochs
+        self.minibatch_size = minibatch_size
+        self.value_coef = value_coef
+        self.entropy_coef = entropy_coef
+        self.max_grad_norm = max_grad_norm
+        self.hq_tau = hq_tau
+        self.explore_updates = explore_updates
+        self.reward_model_steps = reward_model_steps
+        self.buffer_size = buffer_size
+        self.seed = seed
+
+        # Seeded initialisation that leaves the global RNG (the student's stream) untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = ActorCritic(state_dim, hidden_dim, t_min, t_max, t_init, init_log_std)
+            self.reward_model = RewardModel(state_dim, hidden_dim)
+        self.norm = RunningNorm(state_dim, clip=norm_clip)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.reward_optimizer = torch.optim.Adam(self.reward_model.parameters(), lr=reward_model_lr)
+        self.buffer = RolloutBuffer(buffer_size)
+        # (raw_states [B, D], rescaled actions [B], batch reward) of recent batches.
+        self.reward_window: deque = deque(maxlen=reward_window)
+        self.update_count = 0
+        self.minibatch_generator = torch.Generator().manual_seed(seed)
+        self.action_generator = torch.Generator().manual_seed(seed + 1)
+
+    # ------------------------------------------------------------------ properties / plumbing
+    @property
+    def device(self) -> torch.device:
+        return self.net.log_std.device
+
+    @property
+    def exploring(self) -> bool:
+        """True during the exploration phase (phase 0)."""
+        return self.update_count < self.explore_updates
+
+    @property
+    def phase(self) -> int:
+        """0 during the exploration phase, 1 afterwards."""
+        return 0 if self.exploring else 1
+
+    def seed_actions(self, seed: int) -> None:
+        """Reseed the action-noise generator (e.g. differently on each DDP rank)."""
+        self.action_generator.manual_seed(int(seed))
+
+    def tensors_to_sync(self) -> List[Tensor]:
+        """Every parameter and statistic that must be equal on all ranks."""
+        return (
+            list(self.net.state_dict().values())
+            + list(self.reward_model.state_dict().values())
+            + list(self.norm.state_dict().values())
+        )
+
+    def parameters(self) -> List[Tensor]:
+        """Learnable parameters of the actor-critic and of the reward model."""
+        return list(self.net.parameters()) + list(self.reward_model.parameters())
+
+    def to(self, device: Any) -> 'RLKDAgent':
+        """Move networks, statistics, optimizer states and stored experience to ``device``."""
+        device = torch.device(device)
+        self.net.to(device)
+        self.reward_model.to(device)
+        self.norm.to(device)
+        for optimizer in (self.optimizer, self.reward_optimizer):
+            for state in optimizer.state.values():
+                for key, value in state.items():
+                    # Adam keeps its step counter on the CPU unless capturable/fused.
+                    if isinstance(value, Tensor) and key != 'step':
+                        state[key] = value.to(device)
+        self.buffer.to(device)
+        self.reward_window = deque(
+            ((s.to(device), u.to(device), r) for s, u, r in self.reward_window),
+            maxlen=self.reward_window.maxlen,
+        )
+        return self
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(
+        self, raw_states: Tensor, hq_mask: Tensor, deterministic: bool = False
+    ) -> Tuple[Tensor, AgentStep]:
+        """Temperatures for one batch of instances.
+
+        Args:
+            raw_states (Tensor): ``[N, D]`` states from ``instance_state``.
+            hq_mask (Tensor): ``[N]`` bool, high-quality instances.
+            deterministic (bool): take the mean action for every instance.
+
+        Returns:
+            tuple[Tensor, AgentStep]: temperatures ``[N]`` in ``[t_min, t_max]`` (float32, on
+            the agent's device) and the step to pass to :meth:`store`.
+        """
+        if raw_states.dim() != 2 or raw_states.size(1) != self.state_dim:
+            raise ValueError(
+                f'raw_states must be [N, {self.state_dim}], got {tuple(raw_states.shape)}'
+            )
+        num = raw_states.size(0)
+        if hq_mask.shape != (num,):
+            raise ValueError(f'hq_mask must be [{num}], got {tuple(hq_mask.shape)}')
+        device = self.device
+        raw = raw_states.to(device, torch.float32)
+        hq = hq_mask.to(device, torch.bool)
+        states = self.norm.normalize(raw)
+        mu, values = self.net(states)
+        if deterministic:
+            actions = mu
+        else:
+            noise = torch.randn(num, generator=self.action_generator).to(device)
+            if self.exploring:
+                # Non-high-quality instances take exactly the mean action in phase 0.
+                noise = torch.where(hq, noise, torch.zeros_like(noise))
+            actions = mu + self.net.std * noise
+        log_probs = self.net.distribution(mu).log_prob(actions)
+        temperatures = self.net.squash(actions)
+        step = AgentStep(
+            states=states,
+            raw_states=raw,
+            actions=actions,
+            log_probs=log_probs,
+            values=values,
+            hq_mask=hq,
+            temperatures=temperatures,
+        )
+        return temperatures, step
+
+    def store(
+        self,
+        step: AgentStep,
+        batch_reward: float,
+        next_states: Optional[Tensor] = None,
+        instance_rewards: Optional[Tensor] = None,
+    ) -> None:
+        """Store one iteration of experience.
+
+        Args:
+            step (AgentStep): what :meth:`act` returned for iteration k (non-empty).
+            batch_reward (float): ``R_k``.
+            next_states (Tensor, optional): ``[M, D]`` raw states of iteration k + 1, the
+                bootstrap target. None or M = 0: not observed; the update then bootstraps from
+                the batch-mean value of iteration k itself (training goes on, so 0 would be
+                wrong).
+            instance_rewards (Tensor, optional): ``[N]`` rewards per instance that replace the
+                calibrated ones (the reward model is then not fitted on this batch).
+        """
+        if step.num == 0:
+            raise ValueError('step must hold at least one instance, got N=0')
+        batch_reward = float(batch_reward)
+        if not math.isfinite(batch_reward):
+            raise ValueError(f'batch_reward must be finite, got batch_reward={batch_reward}')
+        device = self.device
+        if next_states is not None:
+            if next_states.dim() != 2 or next_states.size(1) != self.state_dim:
+                raise ValueError(
+                    f'next_states must be [M, {self.state_dim}], got {tuple(next_states.shape)}'
+                )
+            next_states = (
+                self.norm.normalize(next_states.to(device, torch.float32))
+                if next_states.size(0) > 0
+                else None
+            )
+        if instance_rewards is not None:
+            if instance_rewards.shape != (step.num,):
+                raise ValueError(
+                    f'instance_rewards must be [{step.num}], got {tuple(instance_rewards.shape)}'
+                )
+            instance_rewards = instance_rewards.detach().to(device, torch.float32)
+        self.buffer.append(Transition(step.to(device), batch_reward, next_states, instance_rewards))
+
+    # ------------------------------------------------------------------ learning
+    def _fit_reward_model(self) -> float:
+        if not self.reward_window or self.reward_model_steps == 0:
+            return 0.0
+        raw = torch.cat([s for s, _, _ in self.reward_window])
+        states = self.norm.normalize(raw)
+        actions = torch.cat([u for _, u, _ in self.reward_window])
+        sizes = torch.tensor([u.numel() for _, u, _ in self.reward_window], device=self.device)
+        batch_index = torch.repeat_interleave(
+            torch.arange(len(self.reward_window), device=self.device), sizes
+        )
+        rewards = torch.tensor(
+            [r for _, _, r in self.reward_window], dtype=torch.float32, device=self.device
+        )
+        loss = states.new_zeros(())
+        for _ in range(self.reward_model_steps):
+            loss = self.reward_model.batch_loss(states, actions, batch_index, rewards)
+            self.reward_optimizer.zero_grad()
+            loss.backward()
+            self.reward_optimizer.step()
+        return float(loss.detach())
+
+    def _rescaled(self, temperatures: Tensor) -> Tensor:
+        return (temperatures - self.t_min) / (self.t_max - self.t_min)
+
+    @torch.no_grad()
+    def calibrated_rewards(self, step: AgentStep, batch_reward: float) -> Tensor:
+        """Instance rewards ``[N]`` of one batch under the current reward model, summing to
+        ``batch_reward`` (see ``calibrate_rewards``)."""
+        contributions = self.reward_model(
+            self.norm.normalize(step.raw_states.to(self.device)),
+            self._rescaled(step.temperatures.to(self.device)),
+        )
+        return calibrate_rewards(contributions, float(batch_reward))
+
+    @torch.no_grad()
+    def _instance_rewards(
+        self,
+        items: List[Transition],
+        steps: AgentStep,
+        iter_index: Tensor,
+        sizes: Tensor,
+        batch_rewards: Tensor,
+    ) -> Tensor:
+        contributions = self.reward_model(
+            self.norm.normalize(steps.raw_states), self._rescaled(steps.temperatures)
+        )
+        sums = contributions.new_zeros(len(items)).index_add(0, iter_index, contributions)
+        residual = (batch_rewards - sums) / sizes.to(contributions.dtype)
+        rewards = contributions + residual[iter_index]
+        if any(t.instance_rewards is not None for t in items):
+            start = 0
+            for t in items:
+                if t.instance_rewards is not None:
+                    rewards[start : start + t.step.num] = t.instance_rewards
+                start += t.step.num
+        return rewards
+
+    @torch.no_grad()
+    def _bootstrap_values(
+        self, items: List[Transition], steps: AgentStep, iter_index: Tensor, sizes: Tensor
+    ) -> Tensor:
+        """Batch-mean ``V`` of each iteration's next states, ``[M]``."""
+        num_items = len(items)
+        own_mean = steps.values.new_zeros(num_items).index_add(0, iter_index, steps.values)
+        own_mean = own_mean / sizes.to(own_mean.dtype)
+        observed = [i for i, t in enumerate(items) if t.next_states is not None]
+        if not observed:
+            return own_mean
+        next_states = torch.cat([items[i].next_states for i in observed])
+        next_sizes = torch.tensor(
+            [items[i].next_states.size(0) for i in observed], device=self.device
+        )
+        next_index = torch.repeat_interleave(torch.tensor(observed, device=self.device), next_sizes)
+        _, next_values = self.net(next_states)
+        sums = next_values.new_zeros(num_items).index_add(0, next_index, next_values)
+        counts = next_values.new_zeros(num_items).index_add(
+            0, next_index, torch.ones_like(next_values)
+        )
+        return torch.where(counts > 0, sums / counts.clamp_min(1.0), own_mean)
+
+    def _epoch_order(self, hq_mask: Tensor, exploring: bool) -> Tensor:
+        """Instance indices of one PPO epoch (CPU long tensor)."""
+        gen = self.minibatch_generator
+        num = hq_mask.numel()
+        if not exploring:
+            return torch.randperm(num, generator=gen)
+        hq_cpu = hq_mask.cpu()
+        hq_idx = hq_cpu.nonzero().squeeze(1)
+        other_idx = (~hq_cpu).nonzero().squeeze(1)
+        hq_idx = hq_idx[torch.randperm(hq_idx.numel(), generator=gen)]
+        other_idx = other_idx[torch.randperm(other_idx.numel(), generator=gen)]
+        # High-quality instances first; others only top the epoch up to one minibatch.
+        num_used = max(hq_idx.numel(), min(self.minibatch_size, num))
+        return torch.cat([hq_idx, other_idx])[:num_used]
+
+    @torch.enable_grad()
+    def update(self, transitions: Optional[Sequence[Transition]] = None) -> Dict[str, float]:
+        """Fit the reward model, then run PPO on the stored rollout; clears the buffer.
+
+        Args:
+            transitions (Sequence[Transition], optional): experience to learn from instead of the
+                own buffer (e.g. the buffers of all DDP ranks merged in rank order). The own
+                buffer is cleared in either case.
+
+        Returns:
+            dict[str, float]: losses and statistics of the update; empty when there was no
+            experience (the update counter is then unchanged).
+        """
+        if transitions is None:
+            items = self.buffer.transitions()
+        else:
+            items = [t.to(self.device) for t in transitions]
+        self.buffer.clear()
+        if not items:
+            return {}
+        device = self.device
+        exploring = self.exploring
+        steps = AgentStep.cat([t.step for t in items])
+        sizes = torch.tensor([t.step.num for t in items], device=device)
+        iter_index = torch.repeat_interleave(torch.arange(len(items), device=device), sizes)
+        batch_rewards = torch.tensor(
+            [t.batch_reward for t in items], dtype=torch.float32, device=device
+        )
+
+        for t in items:
+            if t.instance_rewards is None:
+                self.reward_window.append(
+                    (t.step.raw_states, self._rescaled(t.step.temperatures), t.batch_reward)
+                )
+        reward_model_loss = self._fit_reward_model()
+        rewards = self._instance_rewards(items, steps, iter_index, sizes, batch_rewards)
+        next_values = self._bootstrap_values(items, steps, iter_index, sizes)
+        returns = rewards + self.gamma * next_values[iter_index]
+        advantages = returns - steps.values
+        advantages = (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-8)
+
+        totals = dict(
+            policy_loss=0.0, value_loss=0.0, entropy=0.0, approx_kl=0.0, clip_fraction=0.0
+        )
+        sums = {k: torch.zeros((), device=device) for k in totals}
+        num_minibatches = 0
+        params = list(self.net.parameters())
+        for _ in range(self.ppo_epochs):
+            order = self._epoch_order(steps.hq_mask, exploring).to(device)
+            for idx in order.split(self.minibatch_size):
+                mu, values = self.net(steps.states[idx])
+                dist = self.net.distribution(mu)
+                log_probs = dist.log_prob(steps.actions[idx])
+                log_ratio = log_probs - steps.log_probs[idx]
+                ratio = log_ratio.exp()
+                adv = advantages[idx]
+                clipped = ratio.clamp(1.0 - self.clip_eps, 1.0 + self.clip_eps)
+                policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+                value_loss = F.mse_loss(values, returns[idx])
+                entropy = dist.entropy().mean()
+                loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    sums['policy_loss'] += policy_loss.detach()
+                    sums['value_loss'] += value_loss.detach()
+                    sums['entropy'] += entropy.detach()
+                    sums['approx_kl'] += ((ratio - 1.0) - log_ratio).mean()
+                    sums['clip_fraction'] += ((ratio - 1.0).abs() > self.clip_eps).float().mean()
+                num_minibatches += 1
+
+        self.norm.update(steps.raw_states)
+        self.update_count += 1
+        stats = {k: float(v) / max(num_minibatches, 1) for k, v in sums.items()}
+        temperatures = steps.temperatures
+        stats.update(
+            reward_model_loss=reward_model_loss,
+            batch_reward=float(batch_rewards.mean()),
+            instance_reward=float(rewards.mean()),
+            t_mean=float(temperatures.mean()),
+            t_std=float(temperatures.std(unbiased=False)),
+            action_std=float(self.net.std.detach()),
+            phase=0.0 if exploring else 1.0,
+            num_instances=float(steps.num),
+            hq_fraction=float(steps.hq_mask.float().mean()),
+        )
+        return stats
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to continue exactly: networks, optimizers, normalisation, buffer,
+        reward window, counters and both generators' states (all tensors on the CPU)."""
+        return dict(
+            config=dict(self.config),
+            net=_to_cpu(self.net.state_dict()),
+            reward_model=_to_cpu(self.reward_model.state_dict()),
+            optimizer=_to_cpu(self.optimizer.state_dict()),
+            reward_optimizer=_to_cpu(self.reward_optimizer.state_dict()),
+            norm=_to_cpu(self.norm.state_dict()),
+            buffer=self.buffer.state_dict(),
+            reward_window=[(_to_cpu(s), _to_cpu(u), r) for s, u, r in self.reward_window],
+            update_count=self.update_count,
+            minibatch_generator=self.minibatch_generator.get_state(),
+            action_generator=self.action_generator.get_state(),
+        )
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved, onto the agent's current device."""
+        saved_dim = state['config']['state_dim']
+        if saved_dim != self.state_dim:
+            raise ValueError(
+                f'state_dim of the saved agent ({saved_dim}) differs from this '
+                f'agent (state_dim={self.state_dim})'
+            )
+        device = self.device
+        self.net.load_state_dict(state['net'])
+        self.reward_model.load_state_dict(state['reward_model'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.reward_optimizer.load_state_dict(state['reward_optimizer'])
+        self.norm.load_state_dict(state['norm'])
+        self.buffer.load_state_dict(state['buffer'], device)
+        self.reward_window = deque(
+            ((s.to(device), u.to(device), float(r)) for s, u, r in state['reward_window']),
+            maxlen=self.reward_window.maxlen,
+        )
+        self.update_count = int(state['update_count'])
+        self.minibatch_generator.set_state(state['minibatch_generator'])
+        self.action_generator.set_state(state['action_generator'])

@@ -1,0 +1,136 @@
+"""Squashed-Gaussian actor-critic that maps an instance state to a temperature."""
+
+import math
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Normal
+
+#: Bounds of the state-independent log standard deviation of the pre-squash action.
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def _mlp(in_dim: int, hidden_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim),
+        nn.Tanh(),
+        nn.Linear(hidden_dim, hidden_dim),
+        nn.Tanh(),
+        nn.Linear(hidden_dim, 1),
+    )
+
+
+class ActorCritic(nn.Module):
+    """Gaussian actor over a pre-squash action and a state-value critic.
+
+    The action ``a ~ N(mu(s), sigma^2)`` lives in an unbounded space and is squashed into the
+    temperature ``T = t_min + (t_max - t_min) * sigmoid(a)``. ``sigma`` is a learnable,
+    state-independent parameter. Log-probabilities are always those of the pre-squash Gaussian,
+    i.e. of the variable actually sampled; the density of ``T`` itself, with the change of
+    variables, is given by :meth:`log_prob_of_temperature`. PPO ratios are identical in either
+    parameterisation because the Jacobian term cancels.
+
+    Args:
+        state_dim (int): number of state features D.
+        hidden_dim (int): width of the two hidden layers of actor and critic.
+        t_min (float): lowest temperature.
+        t_max (float): highest temperature.
+        t_init (float): mean temperature at initialisation, in ``(t_min, t_max)``.
+        init_log_std (float): initial log standard deviation of the pre-squash action.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        hidden_dim: int = 64,
+        t_min: float = 1.0,
+        t_max: float = 10.0,
+        t_init: float = 4.0,
+        init_log_std: float = math.log(0.5),
+    ) -> None:
+        super().__init__()
+        check_squash_range(t_min, t_max, t_init)
+        if state_dim <= 0:
+            raise ValueError(f'state_dim must be > 0, got state_dim={state_dim}')
+        if hidden_dim <= 0:
+            raise ValueError(f'hidden_dim must be > 0, got hidden_dim={hidden_dim}')
+        if not LOG_STD_MIN <= init_log_std <= LOG_STD_MAX:
+            raise ValueError(
+                f'init_log_std must be in [{LOG_STD_MIN}, {LOG_STD_MAX}], got '
+                f'init_log_std={init_log_std}'
+            )
+        self.state_dim = state_dim
+        self.t_min = float(t_min)
+        self.t_max = float(t_max)
+        self.actor = _mlp(state_dim, hidden_dim)
+        self.critic = _mlp(state_dim, hidden_dim)
+        self.log_std = nn.Parameter(torch.tensor(float(init_log_std)))
+        # A near-zero last layer makes the initial policy state-independent with mean T = t_init,
+        # so the first actions continue the warm-up temperature instead of jumping at random.
+        u = (t_init - t_min) / (t_max - t_min)
+        last = self.actor[-1]
+        nn.init.normal_(last.weight, std=1e-3)
+        nn.init.constant_(last.bias, math.log(u / (1.0 - u)))
+        nn.init.normal_(self.critic[-1].weight, std=1e-2)
+        nn.init.zeros_(self.critic[-1].bias)
+
+    @property
+    def std(self) -> Tensor:
+        return self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+
+    def forward(self, states: Tensor) -> Tuple[Tensor, Tensor]:
+        """Action mean and state value.
+
+        Args:
+            states (Tensor): ``[N, D]`` normalised states.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``mu [N]`` (pre-squash action mean) and ``value [N]``.
+        """
+        return self.actor(states).squeeze(-1), self.critic(states).squeeze(-1)
+
+    def distribution(self, mu: Tensor) -> Normal:
+        """The pre-squash action distribution ``N(mu, sigma^2)`` (``mu``: ``[N]``)."""
+        return Normal(mu, self.std.to(mu.dtype).expand_as(mu))
+
+    def squash(self, action: Tensor) -> Tensor:
+        """Temperature ``[N]`` of pre-squash actions ``[N]``."""
+        return self.t_min + (self.t_max - self.t_min) * torch.sigmoid(action)
+
+    def unsquash(self, temperature: Tensor) -> Tensor:
+        """Pre-squash action of temperatures strictly inside ``(t_min, t_max)``."""
+        u = (temperature - self.t_min) / (self.t_max - self.t_min)
+        return torch.log(u) - torch.log1p(-u)
+
+    def log_prob_of_temperature(self, states: Tensor, temperature: Tensor) -> Tensor:
+        """Log-density of ``T`` under the policy, with the change of variables.
+
+        ``log p_T(T | s) = log N(a; mu(s), sigma^2) - log |dT/da|`` where ``a = logit(u)``,
+        ``u = (T - t_min) / (t_max - t_min)`` and ``dT/da = (t_max - t_min) * u * (1 - u)``.
+
+        Args:
+            states (Tensor): ``[N, D]`` normalised states.
+            temperature (Tensor): ``[N]`` temperatures strictly inside ``(t_min, t_max)``.
+
+        Returns:
+            Tensor: ``[N]`` log-densities.
+        """
+        mu, _ = self(states)
+        action = self.unsquash(temperature)
+        log_det = math.log(self.t_max - self.t_min) + F.logsigmoid(action) + F.logsigmoid(-action)
+        return self.distribution(mu).log_prob(action) - log_det
+
+
+def check_squash_range(t_min: float, t_max: float, t_init: float) -> None:
+    """Raise ``ValueError`` naming the keys unless ``0 < t_min < t_init < t_max``."""
+    if not t_min > 0:
+        raise ValueError(f't_min must be > 0, got t_min={t_min}')
+    if not t_min < t_max:
+        raise ValueError(f't_min must be < t_max, got t_min={t_min}, t_max={t_max}')
+    if not t_min < t_init < t_max:
+        raise ValueError(
+            f't_init must be strictly inside (t_min, t_max) = ({t_min}, {t_max}), '
+            f'got t_init={t_init}'
+        )

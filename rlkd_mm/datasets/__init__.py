@@ -1,0 +1,15 @@
+"""Embedded real data: UCI digits for classification and the DigitsDet COCO generator."""
+
+from .digits_det import make_digits_det
+from .digits_source import CLASSES, SPLITS, load_digits_split, split_indices
+
+__all__ = ['CLASSES', 'SPLITS', 'load_digits_split', 'make_digits_det', 'split_indices']
+
+# mmpretrain is optional for rlkd_mm as a whole (detection users may not have it); the
+# classification dataset is only registered where it is installed.
+try:
+    from .digits import DigitsDataset
+except ImportError:
+    pass
+else:
+    __all__ += ['DigitsDataset']

@@ -1,0 +1,6 @@
+"""Training-loop components: the RLKD hook and the distiller optimizer constructor."""
+
+from .hooks import RLKDHook
+from .optimizers import DistillerOptimWrapperConstructor
+
+__all__ = ['RLKDHook', 'DistillerOptimWrapperConstructor']

@@ -1,0 +1,162 @@
+"""The part every distiller shares: building a student and a frozen teacher, choosing the
+temperatures, bookkeeping of the KD losses."""
+
+import os.path as osp
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+from mmengine.logging import MessageHub, print_log
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch import Tensor, nn
+
+from rlkd_mm.registry import MODELS
+from rlkd_mm.utils.config import load_model_config
+
+ModelCfg = Union[str, dict]
+
+
+def _strip_prefix(state_dict: dict, prefix: str) -> dict:
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix) :]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
+    """Load ``path`` into ``teacher`` strictly, raising on any key mismatch.
+
+    Accepts an mmengine checkpoint (``state_dict`` entry), a plain state dict, a DDP state dict
+    (``module.`` prefix) or a distiller checkpoint's teacher (``teacher.`` prefix).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'teacher checkpoint not found: {path}')
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    state_dict = _strip_prefix(_strip_prefix(dict(state_dict), 'module.'), 'teacher.')
+    if any(k.startswith('teacher.') for k in state_dict):
+        state_dict = {
+            k[len('teacher.') :]: v for k, v in state_dict.items() if k.startswith('teacher.')
+        }
+    result = teacher.load_state_dict(state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise RuntimeError(
+            f'teacher checkpoint {path} does not match the teacher model: '
+            f'missing keys {result.missing_keys}; unexpected keys {result.unexpected_keys}'
+        )
+
+
+class BaseDistiller(BaseModel):
+    """A student trained with its own losses plus KD from a frozen teacher.
+
+    The teacher is a real submodule (it moves with ``.to()`` and is saved with the distiller
+    under the ``teacher.`` prefix) but its parameters never require grad, it stays in eval mode
+    even when the distiller trains (its BN statistics never change), and
+    ``DistillerOptimWrapperConstructor`` keeps it out of the optimizer. ``predict`` and
+    ``tensor`` modes are the student's, so stock evaluators and the downstream ``tools/test.py``
+    see an ordinary model.
+
+    Args:
+        student (str | dict): the student model config, or a config file whose ``model`` is
+            used (local path, or ``'mmdet::...'`` / ``'mmpretrain::...'``).
+        teacher (str | dict): the teacher, given like ``student``.
+        teacher_ckpt (str, optional): checkpoint of the trained teacher, loaded strictly when
+            the distiller is built. ``None`` keeps a randomly initialised teacher and warns.
+        temperature (dict): the temperature policy config (``FixedTemperature``,
+            ``CTKDTemperature``, ``LogitStdTemperature``, ``DTKDTemperature``,
+            ``RLTemperature``).
+        data_preprocessor (dict, optional): defaults to the student's preprocessor.
+        init_cfg (dict, optional): initialisation config of the distiller.
+    """
+
+    def __init__(
+        self,
+        student: ModelCfg,
+        teacher: ModelCfg,
+        teacher_ckpt: Optional[str] = None,
+        temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
+        student_model = ROOT_MODELS.build(load_model_config(student))
+        teacher_model = ROOT_MODELS.build(load_model_config(teacher))
+        if data_preprocessor is None:
+            data_preprocessor = student_model.data_preprocessor
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.student = student_model
+        self.teacher = teacher_model
+        self.temperature = MODELS.build(temperature)
+        self.teacher_ckpt = teacher_ckpt
+        if teacher_ckpt is None:
+            print_log(
+                'teacher_ckpt is None: distilling from a randomly initialised teacher',
+                logger='current',
+                level=30,
+            )
+        else:
+            load_teacher_checkpoint(self.teacher, teacher_ckpt)
+            # init_weights() must not overwrite the loaded weights.
+            self.teacher._is_init = True
+        self.teacher.requires_grad_(False)
+        self.teacher.eval()
+
+    def train(self, mode: bool = True) -> 'BaseDistiller':
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        # predict / tensor: exactly the student's behaviour
+        return self.student(inputs, data_samples, mode=mode)
+
+    def predict(self, inputs, data_samples=None):
+        return self.student(inputs, data_samples, mode='predict')
+
+    # ----------------------------------------------------------------- KD helpers
+    @staticmethod
+    def _current_iter() -> Optional[int]:
+        return MessageHub.get_current_instance().get_info('iter')
+
+    def _check_finite(self, name: str, tensor: Tensor) -> None:
+        if not torch.isfinite(tensor).all():
+            raise FloatingPointError(
+                f'non-finite {name} at training iteration {self._current_iter()}'
+            )
+
+    def choose_temperatures(
+        self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
+    ) -> Tuple[Tuple[Tensor, Tensor], Dict[str, Tensor]]:
+        """Temperatures of the instances and their statistics for the log.
+
+        Args:
+            student_logits (Tensor): [N, C], with gradient (logit standardisation uses it).
+            teacher_logits (Tensor): [N, C].
+            gt_labels (Tensor, optional): [N] ground-truth labels.
+
+        Returns:
+            tuple: ``((T_student[N], T_teacher[N]), stats)`` where ``stats`` holds the non-loss
+            scalars ``t_mean``, ``t_std``, ``t_min``, ``t_max`` (of the student temperature).
+        """
+        self._check_finite('student logits', student_logits.detach())
+        self._check_finite('teacher logits', teacher_logits)
+        t_student, t_teacher = self.temperature(student_logits, teacher_logits, gt_labels)
+        stats = {}
+        if t_student.numel() > 0:
+            t = t_student.detach()
+            stats = dict(t_mean=t.mean(), t_std=t.std(unbiased=False), t_min=t.min(), t_max=t.max())
+        return (t_student, t_teacher), stats
+
+    def record_task_loss(self, losses: Dict[str, Tensor]) -> None:
+        """Tell the policy the student's own (task) loss of this batch."""
+        # summed the way mmengine's parse_losses sums what it optimises
+        total = None
+        for key, value in losses.items():
+            if 'loss' not in key:
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                total = v.detach().mean() if total is None else total + v.detach().mean()
+        if total is not None:
+            self.temperature.record_task_loss(total)

@@ -1,0 +1,333 @@
+"""Distillation of mmdet one-stage detectors (GFL / LD, RetinaNet, ATSS) with one temperature per
+positive prior."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from rlkd_mm.registry import MODELS
+from .base import BaseDistiller, ModelCfg
+
+# The head families whose loss computation this distiller reproduces. A subclass is accepted
+# only if it keeps the family's target assignment and loss code (LDHead, for instance, changes
+# ``loss_by_feat`` and is rejected).
+_FAMILY_METHODS = ('loss_by_feat', 'loss_by_feat_single', 'get_targets')
+
+
+def _head_family(head) -> Optional[str]:
+    """'gfl', 'atss' or 'retina' for a supported dense head, else None."""
+    from mmdet.models.dense_heads import ATSSHead, GFLHead, RetinaHead
+    for family, base in (('gfl', GFLHead), ('atss', ATSSHead), ('retina', RetinaHead)):
+        if isinstance(head, base) and all(
+                getattr(type(head), m) is getattr(base, m) for m in _FAMILY_METHODS):
+            return family
+    return None
+
+
+def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
+    """Concatenate per-level dense maps into one row per prior.
+
+    Args:
+        maps (list[Tensor]): Per level [B, A * channels, H, W].
+        channels (int): Channels of one prior.
+
+    Returns:
+        Tensor: [sum_l B * H_l * W_l * A, channels], level-major, then image, then the
+        (H, W, A) order of mmdet's prior generators (the order of the head's targets).
+    """
+    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
+
+
+@MODELS.register_module()
+class SingleStageDetDistiller(BaseDistiller):
+    """KD for mmdet one-stage detectors where an instance is a positive prior.
+
+    One training iteration:
+
+    1. the student's features and head outputs; the teacher's under ``no_grad`` on the same
+       inputs (both heads see the same priors: strides and priors per location are checked);
+    2. the student's target assignment is computed once (``get_anchors`` + ``get_targets``)
+       and gives both the student's own losses (the head's ``loss_by_feat_single`` per level,
+       normalised as the head's ``loss_by_feat`` does, so they equal ``student.loss``) and the
+       KD instances: the priors whose label lies in [0, C);
+    3. the class logits [P, C] of student and teacher at the P positives (all levels and images)
+       go to ``choose_temperatures`` once; every positive gets its (T_s, T_t);
+    4. ``cls_kd_loss`` (``InstanceSigmoidKDLoss``) on the [P, C] logits, averaged over the
+       positives (``avg_factor`` = number of positives, averaged over ranks as the head's own
+       ``avg_factor``), and, for GFL, ``ld_loss`` (``InstanceLDLoss``) on the box-side
+       distribution logits [P, 4, R + 1]; the 4 sides share their prior's temperature.
+
+    LD weighting follows mmdet's ``LDHead``: each positive is weighted by the student's
+    (detached) highest class score, the confidence GFL also weights its box losses with, and the
+    weighted per-prior terms are summed over the positives (``avg_factor=1``, no division by their
+    number, as ``LDHead`` does). ``InstanceLDLoss`` sums the KL over the R + 1 bins where mmdet
+    averages it, so mmdet's ``loss_weight`` maps to ``loss_weight / (R + 1)`` here.
+
+    Dense heads score classes with independent sigmoids, so the policy must be built with
+    ``score_type='sigmoid'``: the distiller sets it when the ``temperature`` config leaves it out
+    and raises ``ValueError`` for any other value.
+
+    With no positive prior in the batch the policy is still called (with N = 0, it returns empty
+    temperatures), and the KD terms are ``0 * sum(head outputs)``: finite, zero, graph intact.
+
+    Returned dict: the student's losses (``loss_cls``, ``loss_bbox``, ``loss_dfl`` |
+    ``loss_centerness``), ``loss_cls_kd``, ``loss_ld`` (GFL), and the non-loss scalars
+    ``num_kd_instances`` (P) and ``t_mean``, ``t_std``, ``t_min``, ``t_max`` (when P > 0).
+
+    Args:
+        student, teacher, teacher_ckpt, data_preprocessor, init_cfg: see :class:`BaseDistiller`.
+            Both must be mmdet ``SingleStageDetector`` s with a ``GFLHead``, ``ATSSHead`` or
+            ``RetinaHead`` (sigmoid classification).
+        temperature (dict): the temperature policy config.
+        cls_kd_loss (dict, optional): KD loss on the class logits of the positives. ``None``
+            disables it.
+        ld_loss (dict, optional): LD loss on the box-side distributions; needs GFL heads on both
+            sides. ``None`` disables it (required for RetinaNet / ATSS).
+
+    Example:
+        >>> model = dict(
+        ...     type='rlkd_mm.SingleStageDetDistiller',
+        ...     student='configs/digits/det_student_gfl.py',
+        ...     teacher='configs/digits/det_teacher_gfl.py',
+        ...     teacher_ckpt='work_dirs/det_teacher_gfl/epoch_12.pth',
+        ...     temperature=dict(type='rlkd_mm.RLTemperature'),
+        ...     cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
+        ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25))
+    """
+
+    def __init__(self,
+                 student: ModelCfg,
+                 teacher: ModelCfg,
+                 teacher_ckpt: Optional[str] = None,
+                 temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
+                 cls_kd_loss: Optional[dict] = dict(
+                     type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
+                 ld_loss: Optional[dict] = dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25),
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        temperature = _with_score_type(temperature, 'sigmoid')
+        super().__init__(
+            student=student,
+            teacher=teacher,
+            teacher_ckpt=teacher_ckpt,
+            temperature=temperature,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        _check_score_type(self.temperature, 'sigmoid')
+        self.family = self._check_models()
+        self.cls_kd_loss = MODELS.build(cls_kd_loss) if cls_kd_loss is not None else None
+        if ld_loss is not None and not (self.family == 'gfl' and
+                                        _head_family(self.teacher.bbox_head) == 'gfl'):
+            raise ValueError(
+                'ld_loss needs GFL heads on student and teacher, got student '
+                f'{type(self.student.bbox_head).__name__} and teacher '
+                f'{type(self.teacher.bbox_head).__name__}; set ld_loss=None')
+        self.ld_loss = MODELS.build(ld_loss) if ld_loss is not None else None
+
+    # ------------------------------------------------------------------ build-time checks
+    def _check_models(self) -> str:
+        """Check that student and teacher heads can be distilled prior by prior."""
+        from mmdet.models.detectors import SingleStageDetector
+        families = {}
+        for name, model in (('student', self.student), ('teacher', self.teacher)):
+            if not isinstance(model, SingleStageDetector):
+                raise TypeError(f'the {name} must be an mmdet SingleStageDetector, got '
+                                f'{type(model).__name__}')
+            head = model.bbox_head
+            family = _head_family(head)
+            if family is None:
+                raise TypeError(
+                    f'unsupported {name} head {type(head).__name__}: SingleStageDetDistiller '
+                    'supports GFLHead, ATSSHead and RetinaHead')
+            if not head.use_sigmoid_cls:
+                raise ValueError(f'the {name} head {type(head).__name__} must classify with '
+                                 'sigmoids (loss_cls.use_sigmoid=True), got use_sigmoid=False')
+            families[name] = family
+        s_head, t_head = self.student.bbox_head, self.teacher.bbox_head
+        pairs = [
+            ('num_classes', s_head.num_classes, t_head.num_classes),
+            ('prior_generator.strides', [tuple(s) for s in s_head.prior_generator.strides],
+             [tuple(s) for s in t_head.prior_generator.strides]),
+            ('prior_generator.num_base_priors', list(s_head.prior_generator.num_base_priors),
+             list(t_head.prior_generator.num_base_priors)),
+        ]
+        if families['student'] == 'gfl' and families['teacher'] == 'gfl':
+            pairs.append(('reg_max', s_head.reg_max, t_head.reg_max))
+        for attr, s_value, t_value in pairs:
+            if s_value != t_value:
+                raise ValueError(f'student and teacher heads disagree on bbox_head.{attr}: '
+                                 f'student has {s_value}, teacher has {t_value}')
+        return families['student']
+
+    # ------------------------------------------------------------------ student task losses
+    def _task_losses(self, outs: Tuple[List[Tensor], ...], batch_gt_instances: list,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: list) -> Tuple[Dict[str, list], List[Tensor]]:
+        """The student head's own losses with its targets, assigned once.
+
+        Args:
+            outs (tuple[list[Tensor]]): The student head's outputs: per level cls scores
+                [B, A * C, H, W], bbox preds, and (ATSS) centernesses.
+
+        Returns:
+            tuple: ``(losses, labels_list)``; ``losses`` equals the head's ``loss_by_feat``
+            output, ``labels_list`` holds per level the labels [B, H * W * A] (C = background).
+        """
+        from mmdet.models.utils import images_to_levels, multi_apply
+        from mmdet.structures.bbox import cat_boxes
+        from mmdet.utils import reduce_mean
+
+        head = self.student.bbox_head
+        cls_scores, bbox_preds = outs[0], outs[1]
+        device = cls_scores[0].device
+        featmap_sizes = [score.shape[-2:] for score in cls_scores]
+        anchor_list, valid_flag_list = head.get_anchors(featmap_sizes, batch_img_metas, device)
+        targets = head.get_targets(
+            anchor_list,
+            valid_flag_list,
+            batch_gt_instances,
+            batch_img_metas,
+            batch_gt_instances_ignore=batch_gt_instances_ignore)
+
+        if self.family == 'retina':
+            labels_list, label_weights_list, bbox_targets_list, bbox_weights_list, \
+                avg_factor = targets
+            num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
+            level_anchors = images_to_levels([cat_boxes(a) for a in anchor_list],
+                                             num_level_anchors)
+            losses_cls, losses_bbox = multi_apply(
+                head.loss_by_feat_single,
+                cls_scores,
+                bbox_preds,
+                level_anchors,
+                labels_list,
+                label_weights_list,
+                bbox_targets_list,
+                bbox_weights_list,
+                avg_factor=avg_factor)
+            return dict(loss_cls=losses_cls, loss_bbox=losses_bbox), labels_list
+
+        level_anchors, labels_list, label_weights_list, bbox_targets_list, _, \
+            avg_factor = targets
+        avg_factor = reduce_mean(torch.tensor(avg_factor, dtype=torch.float,
+                                              device=device)).item()
+        if self.family == 'gfl':
+            losses_cls, losses_bbox, losses_dfl, box_weight_sums = multi_apply(
+                head.loss_by_feat_single,
+                level_anchors,
+                cls_scores,
+                bbox_preds,
+                labels_list,
+                label_weights_list,
+                bbox_targets_list,
+                head.prior_generator.strides,
+                avg_factor=avg_factor)
+            box_avg = reduce_mean(sum(box_weight_sums)).clamp_(min=1).item()
+            losses = dict(
+                loss_cls=losses_cls,
+                loss_bbox=[x / box_avg for x in losses_bbox],
+                loss_dfl=[x / box_avg for x in losses_dfl])
+            return losses, labels_list
+
+        # atss
+        losses_cls, losses_bbox, losses_centerness, box_weight_sums = multi_apply(
+            head.loss_by_feat_single,
+            level_anchors,
+            cls_scores,
+            bbox_preds,
+            outs[2],
+            labels_list,
+            label_weights_list,
+            bbox_targets_list,
+            avg_factor=avg_factor)
+        box_avg = reduce_mean(sum(box_weight_sums)).clamp_(min=1).item()
+        losses = dict(
+            loss_cls=losses_cls,
+            loss_bbox=[x / box_avg for x in losses_bbox],
+            loss_centerness=losses_centerness)
+        return losses, labels_list
+
+    # ------------------------------------------------------------------ training
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """Student losses plus KD losses of one batch.
+
+        Args:
+            inputs (Tensor): Preprocessed images [B, 3, H, W].
+            data_samples (list[DetDataSample]): With ``gt_instances``.
+
+        Returns:
+            dict[str, Tensor | list[Tensor]]: See the class docstring.
+        """
+        from mmdet.models.utils import unpack_gt_instances
+        from mmdet.utils import reduce_mean
+
+        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = \
+            unpack_gt_instances(data_samples)
+        s_outs = self.student.bbox_head(self.student.extract_feat(inputs))
+        with torch.no_grad():
+            t_outs = self.teacher.bbox_head(self.teacher.extract_feat(inputs))
+        s_sizes = [tuple(s.shape[-2:]) for s in s_outs[0]]
+        t_sizes = [tuple(t.shape[-2:]) for t in t_outs[0]]
+        if s_sizes != t_sizes:
+            raise ValueError('student and teacher feature maps differ in size: student '
+                             f'{s_sizes}, teacher {t_sizes}')
+
+        losses, labels_list = self._task_losses(s_outs, batch_gt_instances, batch_img_metas,
+                                                batch_gt_instances_ignore)
+        self.record_task_loss(losses)
+
+        num_classes = self.student.bbox_head.num_classes
+        labels = torch.cat([lvl.reshape(-1) for lvl in labels_list])
+        pos = ((labels >= 0) & (labels < num_classes)).nonzero().squeeze(1)
+        s_cls = _flatten_levels(s_outs[0], num_classes)[pos]
+        t_cls = _flatten_levels(t_outs[0], num_classes)[pos]
+        pos_labels = labels[pos]
+        num_pos = pos.numel()
+
+        temperatures, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
+
+        if self.cls_kd_loss is not None:
+            if num_pos > 0:
+                # normalised like the head's own classification loss: by the positives,
+                # averaged over ranks
+                avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
+                losses['loss_cls_kd'] = self.cls_kd_loss(
+                    s_cls, t_cls, temperatures, avg_factor=avg)
+            else:
+                losses['loss_cls_kd'] = _zero_like_sum(s_outs[0])
+        if self.ld_loss is not None:
+            if num_pos > 0:
+                bins = self.student.bbox_head.reg_max + 1
+                s_box = _flatten_levels(s_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
+                t_box = _flatten_levels(t_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
+                weight = s_cls.detach().sigmoid().max(dim=1)[0]
+                losses['loss_ld'] = self.ld_loss(
+                    s_box, t_box, temperatures, weight=weight, avg_factor=1.0)
+            else:
+                losses['loss_ld'] = _zero_like_sum(s_outs[1])
+
+        losses['num_kd_instances'] = s_cls.new_tensor(float(num_pos))
+        losses.update(stats)
+        return losses
+
+
+def _zero_like_sum(maps: Sequence[Tensor]) -> Tensor:
+    """A zero that keeps the graph of ``maps`` (DDP expects every output to get a gradient)."""
+    return sum(m.sum() for m in maps) * 0
+
+
+def _with_score_type(temperature: dict, score_type: str) -> dict:
+    """The policy config with ``score_type`` filled in when it is left out."""
+    if not isinstance(temperature, dict):
+        raise TypeError(f'temperature must be a policy config dict, got '
+                        f'{type(temperature).__name__}')
+    temperature = temperature.copy()
+    temperature.setdefault('score_type', score_type)
+    return temperature
+
+
+def _check_score_type(policy, score_type: str) -> None:
+    value = getattr(policy, 'score_type', None)
+    if value != score_type:
+        raise ValueError(f"this distiller needs temperature.score_type='{score_type}', got "
+                         f'temperature.score_type={value!r}')

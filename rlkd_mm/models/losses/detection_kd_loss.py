@@ -1,0 +1,160 @@
+"""KD losses with per-instance temperatures for dense detection heads.
+
+An instance here is one positive prior (anchor or point): its box-side distributions (GFL/LD)
+or its per-class sigmoid scores.
+"""
+
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlkd_mm.registry import MODELS
+
+from .utils import (
+    TemperatureType,
+    check_instance_weight,
+    check_logit_pair,
+    check_reduction,
+    split_temperature,
+    weight_reduce_loss,
+)
+
+
+def instance_ld_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+    """Per-prior localization distillation loss.
+
+    Args:
+        preds_S (Tensor): Student box-side logits, shape [N, 4, R + 1].
+        preds_T (Tensor): Teacher box-side logits, shape [N, 4, R + 1]. Detached here.
+        t_s (Tensor): Student temperatures, shape [N], shared by the prior's 4 sides.
+        t_t (Tensor): Teacher temperatures, shape [N].
+
+    Returns:
+        Tensor: ``T_s * T_t * mean over sides of KL(side_t || side_s)``, shape [N].
+    """
+    log_p_s = F.log_softmax(preds_S / t_s[:, None, None], dim=2)
+    log_p_t = F.log_softmax(preds_T.detach() / t_t[:, None, None], dim=2)
+    kl = F.kl_div(log_p_s, log_p_t, reduction='none', log_target=True).sum(dim=2)
+    return kl.mean(dim=1) * t_s * t_t
+
+
+def instance_sigmoid_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+    """Per-instance KD loss between independent per-class Bernoulli distributions.
+
+    Args:
+        preds_S (Tensor): Student class logits, shape [N, C].
+        preds_T (Tensor): Teacher class logits, shape [N, C]. Detached here.
+        t_s (Tensor): Student temperatures, shape [N].
+        t_t (Tensor): Teacher temperatures, shape [N].
+
+    Returns:
+        Tensor: ``T_s * T_t * sum_c KL(Bern(sigmoid(z_t / T_t)) || Bern(sigmoid(z_s / T_s)))``,
+        shape [N].
+    """
+    z_s = preds_S / t_s[:, None]
+    z_t = preds_T.detach() / t_t[:, None]
+    # log(1 - sigmoid(z)) = logsigmoid(-z): exact for saturated scores where 1 - p rounds to 0.
+    log_pos_s, log_neg_s = F.logsigmoid(z_s), F.logsigmoid(-z_s)
+    log_pos_t, log_neg_t = F.logsigmoid(z_t), F.logsigmoid(-z_t)
+    kl = log_pos_t.exp() * (log_pos_t - log_pos_s) + log_neg_t.exp() * (log_neg_t - log_neg_s)
+    return kl.sum(dim=1) * t_s * t_t
+
+
+class _DetectionKDLoss(nn.Module):
+    """Shared arguments and reduction of the detection KD losses."""
+
+    pred_dim = 2
+
+    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = loss_weight
+
+    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        preds_S: Tensor,
+        preds_T: Tensor,
+        temperature: TemperatureType,
+        weight: Optional[Tensor] = None,
+        avg_factor: Optional[float] = None,
+        reduction_override: Optional[str] = None,
+    ) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds_S (Tensor): Student outputs of the N positive priors (shape: see the class).
+            preds_T (Tensor): Teacher outputs, same shape.
+            temperature (float | Tensor | tuple): A number, a tensor [N] (or 0-dim), or a pair
+                ``(T_s[N], T_t[N])``.
+            weight (Tensor, optional): Per-prior weight, shape [N].
+            avg_factor (float, optional): Divisor of the summed loss for 'mean'.
+            reduction_override (str, optional): Replaces ``self.reduction`` for this call.
+
+        Returns:
+            Tensor: Shape [N] for 'none', else 0-dim.
+        """
+        reduction = check_reduction(reduction_override or self.reduction, 'reduction_override')
+        check_logit_pair(preds_S, preds_T, self.pred_dim)
+        n = preds_S.shape[0]
+        check_instance_weight(weight, n)
+        t_s, t_t = split_temperature(temperature, n, preds_S)
+        loss = self._instance_loss(preds_S, preds_T, t_s, t_t)
+        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+@MODELS.register_module()
+class InstanceLDLoss(_DetectionKDLoss):
+    """Localization distillation (LD) of GFL box-side distributions with per-prior temperatures.
+
+    Inputs are the student and teacher distribution logits of N positive priors, shape
+    [N, 4, R + 1] (4 box sides, R = ``reg_max``). The prior's temperature is shared by its 4
+    sides:
+
+    ``loss_i = T_s,i * T_t,i * (1/4) * sum_sides KL(softmax(d_t / T_t,i) || softmax(d_s / T_s,i))``.
+
+    Relation to mmdet's ``LDHead``: it flattens to [N * 4, R + 1], repeats each prior's weight
+    4 times and calls ``KnowledgeDistillationKLDivLoss`` with ``avg_factor=4``, i.e. a weighted
+    sum over priors of the mean over their 4 sides. Our per-prior term already takes that mean,
+    so the same quantity is ``reduction='sum'`` here with the prior weights as ``weight`` (or
+    'mean' with ``avg_factor=1``). As in :class:`InstanceKDLoss`, the KL is summed over the
+    R + 1 bins, whereas mmdet averages it over them (a factor R + 1).
+
+    Args:
+        reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+    """
+
+    pred_dim = 3
+
+    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+        return instance_ld_loss(preds_S, preds_T, t_s, t_t)
+
+
+@MODELS.register_module()
+class InstanceSigmoidKDLoss(_DetectionKDLoss):
+    """KD of dense sigmoid classification scores with per-instance temperatures.
+
+    Dense detectors (RetinaNet, ATSS, FCOS, GFL) score every class with its own sigmoid, so the
+    classes do not form one softmax distribution. Each class is therefore treated as an
+    independent Bernoulli distribution softened by the instance's temperature, and the binary KLs
+    are summed over the C classes (the sum mirrors the softmax KL, which sums over classes):
+
+    ``loss_i = T_s,i * T_t,i * sum_c KL(Bern(sigmoid(z_t,ic / T_t,i)) ||
+    Bern(sigmoid(z_s,ic / T_s,i)))``.
+
+    At high T the gradient of one binary KL w.r.t. a student logit is about
+    ``(z_s - z_t) / (4 T^2)``, so the ``T_s * T_t`` factor (T^2 for a shared T) keeps the
+    gradient scale independent of T, as Hinton's T^2 does for the softmax KL. Inputs are logits
+    of shape [N, C].
+
+    Args:
+        reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+    """
+
+    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+        return instance_sigmoid_kd_loss(preds_S, preds_T, t_s, t_t)

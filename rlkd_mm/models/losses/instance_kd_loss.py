@@ -1,0 +1,99 @@
+"""Hinton KD loss with one temperature (or a student/teacher pair) per instance."""
+
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlkd_mm.registry import MODELS
+
+from .utils import (
+    TemperatureType,
+    check_instance_weight,
+    check_logit_pair,
+    check_reduction,
+    split_temperature,
+    weight_reduce_loss,
+)
+
+
+def instance_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+    """Per-instance KD loss ``T_s * T_t * KL(softmax(z_t / T_t) || softmax(z_s / T_s))``.
+
+    Args:
+        preds_S (Tensor): Student logits, shape [N, C].
+        preds_T (Tensor): Teacher logits, shape [N, C]. Detached here.
+        t_s (Tensor): Student temperatures, shape [N].
+        t_t (Tensor): Teacher temperatures, shape [N].
+
+    Returns:
+        Tensor: Loss per instance, shape [N] (KL summed over the C classes).
+    """
+    log_p_s = F.log_softmax(preds_S / t_s[:, None], dim=1)
+    log_p_t = F.log_softmax(preds_T.detach() / t_t[:, None], dim=1)
+    # log_target keeps a vanishing teacher probability at exactly 0 * finite instead of
+    # 0 * log(0), so saturated (e.g. +-1e4) logits stay finite.
+    kl = F.kl_div(log_p_s, log_p_t, reduction='none', log_target=True).sum(dim=1)
+    return kl * t_s * t_t
+
+
+@MODELS.register_module()
+class InstanceKDLoss(nn.Module):
+    """KL-divergence KD loss whose temperature may differ per instance.
+
+    Per instance i, with student logits ``z_s,i`` and teacher logits ``z_t,i`` over C classes:
+
+    ``loss_i = T_s,i * T_t,i * sum_c p_t,ic * (log p_t,ic - log p_s,ic)``, where
+    ``p_t,i = softmax(z_t,i / T_t,i)`` and ``p_s,i = softmax(z_s,i / T_s,i)``.
+
+    With a shared T this is Hinton's ``T^2 * KL``; the ``T_s * T_t`` factor is the natural
+    extension for policies that soften student and teacher differently (DTKD, logit
+    standardisation). The teacher logits are detached; the temperatures keep their gradient, so
+    a learnable policy (CTKD) is trained through this loss.
+
+    'mean' averages the per-instance sums over the N instances (PyTorch's ``batchmean``), which
+    is the usual classification KD loss. mmdet's ``KnowledgeDistillationKLDivLoss`` also reduces
+    over instances with ``reduction='mean'``, but its per-instance term is the KL *averaged* over
+    the C classes (``.mean(1)``) with one scalar T: for a scalar T our 'mean' loss equals mmdet's
+    times C. Configs porting mmdet loss weights should divide ``loss_weight`` by C.
+
+    Args:
+        reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
+        loss_weight (float): Multiplier of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = loss_weight
+
+    def forward(
+        self,
+        preds_S: Tensor,
+        preds_T: Tensor,
+        temperature: TemperatureType,
+        weight: Optional[Tensor] = None,
+        avg_factor: Optional[float] = None,
+        reduction_override: Optional[str] = None,
+    ) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds_S (Tensor): Student logits, shape [N, C].
+            preds_T (Tensor): Teacher logits, shape [N, C].
+            temperature (float | Tensor | tuple): A number, a tensor [N] (or 0-dim), or a pair
+                ``(T_s[N], T_t[N])``; see :func:`split_temperature`.
+            weight (Tensor, optional): Per-instance weight, shape [N].
+            avg_factor (float, optional): Divisor of the summed loss for 'mean'.
+            reduction_override (str, optional): Replaces ``self.reduction`` for this call.
+
+        Returns:
+            Tensor: Shape [N] for 'none', else 0-dim.
+        """
+        reduction = check_reduction(reduction_override or self.reduction, 'reduction_override')
+        check_logit_pair(preds_S, preds_T, 2)
+        n = preds_S.shape[0]
+        check_instance_weight(weight, n)
+        t_s, t_t = split_temperature(temperature, n, preds_S)
+        loss = instance_kd_loss(preds_S, preds_T, t_s, t_t)
+        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)

@@ -1,0 +1,250 @@
+"""RLKD: per-instance temperatures chosen by a reinforcement-learning agent."""
+
+import warnings
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from rlkd_mm.agent import AgentStep, RLKDAgent
+from rlkd_mm.agent.state import STATE_DIM, STATE_NAMES, instance_state
+from rlkd_mm.registry import MODELS
+
+from .base import BaseTemperature, check_temperature_range
+
+#: Columns of the per-instance temperature dump (see ``RLTemperature.dump``).
+DUMP_COLUMNS = ('iteration', 'temperature', 'high_quality', 'student_gt_prob', 'teacher_gt_prob')
+
+_TEACHER_CORRECT = STATE_NAMES.index('teacher_correct')
+_TEACHER_GT_PROB = STATE_NAMES.index('teacher_gt_prob')
+_STUDENT_GT_PROB = STATE_NAMES.index('student_gt_prob')
+
+# Keys of ``agent`` that RLTemperature sets itself, so that they cannot disagree.
+_OWN_AGENT_KEYS = ('state_dim', 't_min', 't_max', 't_init', 'hq_tau')
+
+
+@MODELS.register_module()
+class RLTemperature(BaseTemperature):
+    """Temperature policy of RLKD: the adapter between a distiller and ``RLKDAgent``.
+
+    In training, once acting is enabled (by ``RLKDHook`` after its warm-up), each call computes
+    the instance states (``rlkd_mm.agent.instance_state``, with ``progress`` set by the hook),
+    marks the high-quality instances and lets the agent pick one temperature per instance with
+    one batched forward. What the agent did is kept as the *pending* step, which the hook turns
+    into experience once the reward is known. In eval mode, or before acting is enabled (the
+    warm-up), every instance gets ``warmup_temperature``.
+
+    The agent is deliberately kept out of the module tree (stored with ``object.__setattr__``):
+    otherwise its parameters would appear in ``model.parameters()``, so in the student's
+    optimizer and in the DDP wrapper's gradient all-reduce, and in the model's state dict.
+    ``RLKDHook`` moves it to the model's device, synchronises it across ranks and saves and
+    restores it (``checkpoint['rlkd_agent']``).
+
+    Args:
+        t_min (float): lowest temperature. Defaults to 1.
+        t_max (float): highest temperature. Defaults to 10.
+        t_init (float): the agent's initial mean temperature, in ``(t_min, t_max)``.
+            Defaults to 4.
+        warmup_temperature (float): constant temperature of the warm-up and of eval mode.
+            Defaults to 4.
+        score_type (str): 'softmax' or 'sigmoid'; see ``instance_state``.
+        hq_tau (float): teacher-confidence threshold of high-quality instances. Defaults to 0.5.
+        agent (dict, optional): other keyword arguments of ``RLKDAgent`` (``lr``, ``gamma``,
+            ``explore_updates``, ``seed``, ...).
+        dump_size (int): if > 0, the last ``dump_size`` instances' ``DUMP_COLUMNS`` are kept in
+            a ring buffer for analysis, saved with the agent. Defaults to 0.
+    """
+
+    def __init__(
+        self,
+        t_min: float = 1.0,
+        t_max: float = 10.0,
+        t_init: float = 4.0,
+        warmup_temperature: float = 4.0,
+        score_type: str = 'softmax',
+        hq_tau: float = 0.5,
+        agent: Optional[Dict[str, Any]] = None,
+        dump_size: int = 0,
+    ) -> None:
+        super().__init__(score_type=score_type)
+        check_temperature_range(t_min, t_max)
+        if not warmup_temperature > 0:
+            raise ValueError(
+                f'warmup_temperature must be > 0, got warmup_temperature={warmup_temperature}'
+            )
+        if not isinstance(dump_size, int) or dump_size < 0:
+            raise ValueError(f'dump_size must be an int >= 0, got dump_size={dump_size!r}')
+        agent_cfg = dict(agent or {})
+        agent_cfg.pop('type', None)
+        for key in _OWN_AGENT_KEYS:
+            if key in agent_cfg:
+                raise ValueError(
+                    f'agent.{key} is set by RLTemperature itself; set {key} on '
+                    f'RLTemperature instead, got agent.{key}={agent_cfg[key]!r}'
+                )
+        self.t_min, self.t_max, self.t_init = float(t_min), float(t_max), float(t_init)
+        self.warmup_temperature = float(warmup_temperature)
+        self.dump_size = dump_size
+        object.__setattr__(
+            self,
+            'agent',
+            RLKDAgent(
+                STATE_DIM, t_min=t_min, t_max=t_max, t_init=t_init, hq_tau=hq_tau, **agent_cfg
+            ),
+        )
+        # Set by RLKDHook (``driven`` once, the others before every training iteration).
+        self.driven = False
+        self.acting = False
+        self.progress = 0.0
+        self.iteration = 0
+        self.num_empty_batches = 0
+        self._pending: Optional[AgentStep] = None
+        self._task_loss_sum: Optional[Tensor] = None
+        self._task_loss_count = 0
+        self._dump_rows: Optional[Tensor] = None
+        self._dump_next = 0
+        self._dump_filled = 0
+        self._warned_undriven = False
+
+    # ------------------------------------------------------------------ policy interface
+    def forward(
+        self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
+    ) -> Tuple[Tensor, Tensor]:
+        """Return ``(T[N], T[N])``, detached, in the logits' dtype.
+
+        Args:
+            student_logits (Tensor): ``[N, C]``.
+            teacher_logits (Tensor): ``[N, C]``.
+            gt_labels (Tensor, optional): ``[N]`` class indices; required when acting.
+        """
+        self._check_inputs(student_logits, teacher_logits)
+        num = student_logits.size(0)
+        if not (self.training and self.acting):
+            if self.training and not self.driven and not self._warned_undriven:
+                self._warned_undriven = True
+                warnings.warn(
+                    'RLTemperature is training without RLKDHook (add '
+                    "dict(type='rlkd_mm.RLKDHook') to custom_hooks): it keeps the warm-up "
+                    'temperature and the agent never acts or learns'
+                )
+            t = self._full(num, self.warmup_temperature, student_logits)
+            return t, t
+        if gt_labels is None:
+            raise ValueError('RLTemperature needs gt_labels in training, got gt_labels=None')
+        if num == 0:
+            self.num_empty_batches += 1
+            t = self._full(0, self.warmup_temperature, student_logits)
+            return t, t
+        agent = self.agent
+        if agent.device != student_logits.device:
+            agent.to(student_logits.device)
+        student_logits, teacher_logits = student_logits.detach(), teacher_logits.detach()
+        states = instance_state(
+            student_logits, teacher_logits, gt_labels, self.progress, self.score_type
+        )
+        if not bool(torch.isfinite(states).all()):
+            raise RuntimeError(
+                f'RLTemperature: non-finite instance states at iteration {self.iteration} '
+                '(non-finite student or teacher logits?); they would corrupt the agent'
+            )
+        # The same test as ``high_quality_mask``, read off the state to skip a second softmax.
+        hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
+            states[:, _TEACHER_GT_PROB] >= agent.hq_tau
+        )
+        temperatures, step = agent.act(states, hq_mask)
+        self._pending = step if self._pending is None else AgentStep.cat([self._pending, step])
+        if self.dump_size > 0:
+            self._append_dump(step, states)
+        t = temperatures.to(student_logits.dtype)
+        return t, t
+
+    def record_task_loss(self, task_loss: Tensor) -> None:
+        """Keep the student's task loss of the current batch (calls within one iteration are
+        averaged). It is the loss of the student after the previous optimizer step."""
+        if not self.training:
+            return
+        if not isinstance(task_loss, Tensor) or task_loss.numel() != 1:
+            raise ValueError(
+                'task_loss must be a one-element tensor, got '
+                f'{getattr(task_loss, "shape", type(task_loss).__name__)}'
+            )
+        value = task_loss.detach().float().reshape(())
+        self._task_loss_sum = value if self._task_loss_sum is None else self._task_loss_sum + value
+        self._task_loss_count += 1
+
+    # ------------------------------------------------------------------ used by RLKDHook
+    def pop_pending(self) -> Optional[AgentStep]:
+        """The step of the current iteration (None if nothing was acted on), forgotten here."""
+        step, self._pending = self._pending, None
+        return step
+
+    def pop_task_loss(self) -> Optional[Tensor]:
+        """Mean task loss recorded in the current iteration (0-dim, None if none), forgotten."""
+        if self._task_loss_sum is None:
+            return None
+        loss = self._task_loss_sum / self._task_loss_count
+        self._task_loss_sum, self._task_loss_count = None, 0
+        return loss
+
+    def dump(self) -> Tensor:
+        """Dumped rows ``[n, len(DUMP_COLUMNS)]`` on the CPU, oldest first."""
+        if self._dump_rows is None:
+            return torch.zeros((0, len(DUMP_COLUMNS)))
+        rows = self._dump_rows[: self._dump_filled].cpu()
+        if self._dump_filled == self.dump_size:
+            rows = rows.roll(-self._dump_next, dims=0)
+        return rows
+
+    def rl_state_dict(self) -> Dict[str, Any]:
+        """Policy-side state that is not in the module's state dict (agent included)."""
+        pending = self._pending
+        return dict(
+            agent=self.agent.state_dict(),
+            pending=None if pending is None else pending.to('cpu').to_dict(),
+            num_empty_batches=self.num_empty_batches,
+            dump=self.dump(),
+        )
+
+    def load_rl_state_dict(self, state: Dict[str, Any]) -> None:
+        self.agent.load_state_dict(state['agent'])
+        pending = state.get('pending')
+        self._pending = (
+            None if pending is None else AgentStep.from_dict(pending).to(self.agent.device)
+        )
+        self.num_empty_batches = int(state.get('num_empty_batches', 0))
+        self._dump_rows, self._dump_next, self._dump_filled = None, 0, 0
+        dump = state.get('dump')
+        if self.dump_size > 0 and dump is not None and dump.numel() > 0:
+            self._write_dump(dump[-self.dump_size :].to(self.agent.device))
+
+    # ------------------------------------------------------------------ internals
+    def _append_dump(self, step: AgentStep, states: Tensor) -> None:
+        rows = torch.stack(
+            [
+                torch.full_like(step.temperatures, float(self.iteration)),
+                step.temperatures,
+                step.hq_mask.float(),
+                states[:, 0],
+                states[:, 1],
+            ],
+            dim=1,
+        )
+        self._write_dump(rows[-self.dump_size :])
+
+    def _write_dump(self, rows: Tensor) -> None:
+        if self._dump_rows is None:
+            self._dump_rows = rows.new_zeros((self.dump_size, len(DUMP_COLUMNS)))
+        elif self._dump_rows.device != rows.device:
+            self._dump_rows = self._dump_rows.to(rows.device)
+        num = rows.size(0)
+        # Positions are computed on the host from counters: no device synchronisation.
+        index = (torch.arange(num) + self._dump_next) % self.dump_size
+        self._dump_rows[index.to(rows.device)] = rows.float()
+        self._dump_next = (self._dump_next + num) % self.dump_size
+        self._dump_filled = min(self._dump_filled + num, self.dump_size)
+
+    def extra_repr(self) -> str:
+        return (
+            f't_min={self.t_min}, t_max={self.t_max}, t_init={self.t_init}, '
+            f'warmup_temperature={self.warmup_temperature}, score_type={self.score_type!r}'
+        )

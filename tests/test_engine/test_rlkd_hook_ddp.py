@@ -1,0 +1,116 @@
+"""RLKDHook under 2-process gloo DDP on CPU: agents stay bitwise identical across ranks."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from mmengine.logging import MessageHub
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from rlkd_mm.engine import RLKDHook
+from rlkd_mm.temperature import RLTemperature
+
+IN_DIM, NUM_CLASSES, BATCH, ITERS = 6, 4, 8, 12
+
+
+class ToyKD(nn.Module):
+    def __init__(self, **policy_kwargs):
+        super().__init__()
+        self.student = nn.Linear(IN_DIM, NUM_CLASSES)
+        self.teacher = nn.Linear(IN_DIM, NUM_CLASSES).requires_grad_(False)
+        self.temperature = RLTemperature(**policy_kwargs)
+
+    def forward(self, x, y):
+        s, t = self.student(x), self.teacher(x) * 3
+        temp, _ = self.temperature(s.detach(), t, y)
+        task = nn.functional.cross_entropy(s, y)
+        kd = (
+            (
+                temp[:, None] ** 2
+                * nn.functional.kl_div(
+                    nn.functional.log_softmax(s / temp[:, None], 1),
+                    nn.functional.log_softmax(t / temp[:, None], 1),
+                    log_target=True,
+                    reduction='none',
+                )
+            )
+            .sum(1)
+            .mean()
+        )
+        self.temperature.record_task_loss(task.detach())
+        return task + kd, temp
+
+
+class FakeRunner:
+    def __init__(self, model, rank):
+        self.model = model
+        self.iter = 0
+        self.max_iters = ITERS
+        self.message_hub = MessageHub.get_instance(f'rlkd_ddp_test_{rank}_{os.getpid()}')
+
+
+def _worker(rank, world_size, port, out_dir):
+    os.environ['MASTER_ADDR'] = '127.0.0.1'
+    os.environ['MASTER_PORT'] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(rank)
+        # Different agent seeds per rank on purpose: the hook must broadcast rank 0's agent.
+        model = ToyKD(agent=dict(seed=rank, minibatch_size=8, explore_updates=1))
+        ddp = DistributedDataParallel(model)
+        runner = FakeRunner(ddp, rank)
+        hook = RLKDHook(update_interval=3, warmup_iters=1)
+        hook.before_train(runner)
+        optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
+        temps = []
+        for i in range(ITERS):
+            gen = torch.Generator().manual_seed(1000 * rank + i)  # different data per rank
+            x = torch.randn(BATCH, IN_DIM, generator=gen)
+            y = torch.randint(0, NUM_CLASSES, (BATCH,), generator=gen)
+            runner.iter = i
+            hook.before_train_iter(runner, i)
+            loss, temp = ddp(x, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            hook.after_train_iter(runner, i)
+            temps.append(temp.detach())
+        agent = model.temperature.agent
+        flat = torch.cat([t.detach().flatten().double() for t in agent.tensors_to_sync()])
+        torch.save(
+            dict(
+                flat=flat,
+                updates=agent.update_count,
+                temps=torch.stack(temps),
+                minibatch_state=agent.minibatch_generator.get_state(),
+                in_ddp=sum(p.numel() for p in ddp.parameters()),
+            ),
+            os.path.join(out_dir, f'rank{rank}.pt'),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_agents_identical_across_ranks(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / 'rank0.pt', weights_only=True)
+    r1 = torch.load(tmp_path / 'rank1.pt', weights_only=True)
+    assert r0['updates'] == r1['updates'] == 3  # stored from iteration 2 on: updates at 4, 7, 10
+    assert torch.equal(r0['flat'], r1['flat'])
+    assert torch.equal(r0['minibatch_state'], r1['minibatch_state'])
+    # The ranks saw different data and drew different noise, so they acted differently.
+    assert not torch.equal(r0['temps'][1:], r1['temps'][1:])
+    # The DDP wrapper holds the distiller's own parameters (student, frozen teacher), no agent ones.
+    assert r0['in_ddp'] == 2 * (IN_DIM * NUM_CLASSES + NUM_CLASSES)

@@ -1,0 +1,166 @@
+"""RLTemperature: the RLKD policy adapter."""
+
+import pytest
+import torch
+from torch import nn
+
+from rlkd_mm.agent import STATE_DIM, high_quality_mask
+from rlkd_mm.registry import MODELS
+from rlkd_mm.temperature import RLTemperature
+from rlkd_mm.temperature.rl import DUMP_COLUMNS
+
+
+def _inputs(n=6, c=5):
+    return torch.randn(n, c), torch.randn(n, c) * 3, torch.randint(0, c, (n,))
+
+
+def _acting_policy(**kwargs):
+    policy = RLTemperature(**kwargs)
+    policy.train()
+    policy.acting = True
+    return policy
+
+
+def test_build_from_registry():
+    policy = MODELS.build(
+        dict(
+            type='rlkd_mm.RLTemperature',
+            t_min=2.0,
+            t_max=8.0,
+            t_init=3.0,
+            agent=dict(lr=1e-3, gamma=0.5),
+        )
+    )
+    assert isinstance(policy, RLTemperature)
+    assert policy.agent.gamma == 0.5 and policy.agent.t_max == 8.0
+
+
+def test_warmup_and_eval_give_constant_temperature():
+    policy = RLTemperature(warmup_temperature=3.5)
+    s, t, gt = _inputs()
+    policy.train()  # acting not enabled yet: warm-up
+    with pytest.warns(UserWarning, match='RLKDHook'):  # nothing drives the policy
+        ts, tt = policy(s, t, gt)
+    assert torch.equal(ts, torch.full((6,), 3.5)) and ts is tt
+    policy.acting = True
+    policy.eval()
+    ts, _ = policy(s.double(), t.double(), None)  # gt not needed in eval
+    assert ts.dtype == torch.float64
+    assert torch.equal(ts, torch.full((6,), 3.5, dtype=torch.float64))
+    assert policy.pop_pending() is None
+
+
+def test_acting_returns_bounded_detached_temperatures_and_keeps_pending():
+    policy = _acting_policy(t_min=1.0, t_max=10.0)
+    s, t, gt = _inputs()
+    s.requires_grad_(True)
+    ts, tt = policy(s, t, gt)
+    assert ts is tt and ts.shape == (6,) and not ts.requires_grad
+    assert (ts >= 1).all() and (ts <= 10).all()
+    s2, t2, gt2 = _inputs(3)
+    ts2, _ = policy(s2, t2, gt2)  # second call in the same iteration: concatenated
+    step = policy.pop_pending()
+    assert step.num == 9 and step.states.shape == (9, STATE_DIM)
+    torch.testing.assert_close(step.temperatures, torch.cat([ts, ts2]))
+    assert policy.pop_pending() is None
+
+
+@pytest.mark.parametrize('score_type', ['softmax', 'sigmoid'])
+def test_high_quality_instances_follow_high_quality_mask(score_type):
+    policy = _acting_policy(score_type=score_type, hq_tau=0.4)
+    s, t, gt = _inputs(64)
+    t[:32] = t[:32] + 6 * torch.nn.functional.one_hot(gt[:32], 5)  # many confident teachers
+    ts, _ = policy(s, t, gt)
+    assert torch.isfinite(ts).all()
+    step = policy.pop_pending()
+    expected = high_quality_mask(t, gt, 0.4, score_type)
+    assert expected.any() and not expected.all()
+    assert torch.equal(step.hq_mask, expected)
+
+
+def test_agent_is_outside_the_module_tree():
+    policy = RLTemperature()
+    holder = nn.Sequential(nn.Linear(3, 3), policy)
+    holder_params = {id(p) for p in holder.parameters()}
+    assert all(id(p) not in holder_params for p in policy.agent.parameters())
+    assert list(policy.parameters()) == [] and len(policy.state_dict()) == 0
+    assert not any('agent' in k for k in holder.state_dict())
+    assert list(policy.children()) == []
+
+
+def test_gt_labels_required_when_acting():
+    policy = _acting_policy()
+    s, t, _ = _inputs()
+    with pytest.raises(ValueError, match='gt_labels'):
+        policy(s, t, None)
+
+
+def test_empty_batch_is_counted_and_not_recorded():
+    policy = _acting_policy()
+    ts, tt = policy(torch.zeros(0, 5), torch.zeros(0, 5), torch.zeros(0, dtype=torch.long))
+    assert ts.shape == (0,) and tt.shape == (0,)
+    assert policy.num_empty_batches == 1 and policy.pop_pending() is None
+
+
+def test_non_finite_states_raise_naming_the_iteration():
+    policy = _acting_policy()
+    policy.iteration = 17
+    s, t, gt = _inputs()
+    s[2, 1] = float('nan')
+    with pytest.raises(RuntimeError, match='iteration 17'):
+        policy(s, t, gt)
+    assert policy.pop_pending() is None and len(policy.agent.buffer) == 0
+
+
+def test_record_task_loss_is_averaged_within_an_iteration():
+    policy = RLTemperature()
+    policy.train()
+    assert policy.pop_task_loss() is None
+    policy.record_task_loss(torch.tensor(2.0))
+    policy.record_task_loss(torch.tensor([4.0]))
+    assert float(policy.pop_task_loss()) == 3.0
+    assert policy.pop_task_loss() is None
+    with pytest.raises(ValueError, match='task_loss'):
+        policy.record_task_loss(torch.ones(3))
+    policy.eval()
+    policy.record_task_loss(torch.tensor(1.0))
+    assert policy.pop_task_loss() is None
+
+
+@pytest.mark.parametrize(
+    'kwargs, key',
+    [
+        (dict(t_min=0.0), 't_min'),
+        (dict(t_min=5.0, t_max=4.0), 't_max'),
+        (dict(t_init=12.0), 't_init'),
+        (dict(warmup_temperature=0.0), 'warmup_temperature'),
+        (dict(score_type='softplus'), 'score_type'),
+        (dict(dump_size=-1), 'dump_size'),
+        (dict(agent=dict(t_min=2.0)), 'agent.t_min'),
+        (dict(agent=dict(gamma=2.0)), 'gamma'),
+        (dict(hq_tau=1.5), 'hq_tau'),
+    ],
+)
+def test_invalid_settings_name_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        RLTemperature(**kwargs)
+
+
+def test_dump_is_a_bounded_ring_buffer_in_order():
+    policy = _acting_policy(dump_size=5)
+    assert policy.dump().shape == (0, len(DUMP_COLUMNS))
+    temps = []
+    for it, n in enumerate((3, 4, 1)):
+        policy.iteration = it
+        s, t, gt = _inputs(n)
+        ts, _ = policy(s, t, gt)
+        temps.append(ts)
+    dump = policy.dump()
+    assert dump.shape == (5, len(DUMP_COLUMNS))
+    torch.testing.assert_close(dump[:, 1], torch.cat(temps)[-5:])
+    assert dump[:, 0].tolist() == [1.0, 1.0, 1.0, 1.0, 2.0]
+    # Saved and restored with the rest of the RL state.
+    other = RLTemperature(dump_size=5)
+    other.load_rl_state_dict(policy.rl_state_dict())
+    torch.testing.assert_close(other.dump(), dump)
+    assert other.num_empty_batches == policy.num_empty_batches

@@ -5,8 +5,6 @@ _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['rlkd_mm'], allow_failed_imports=False)
 
 model = dict(
-    backbone=dict(
-        depth=18, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18')
-    ),
+    backbone=dict(depth=18, init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18')),
     neck=dict(in_channels=[64, 128, 256, 512]),
 )

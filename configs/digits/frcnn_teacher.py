@@ -82,8 +82,11 @@ model = dict(
                 ignore_iof_thr=-1,
             ),
             sampler=dict(
-                type='RandomSampler', num=128, pos_fraction=0.5, neg_pos_ub=-1,
-                add_gt_as_proposals=False
+                type='RandomSampler',
+                num=128,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False,
             ),
             allowed_border=-1,
             pos_weight=-1,
@@ -105,8 +108,11 @@ model = dict(
             ),
             # few objects per 96x96 canvas: 64 RoIs per image, a quarter positive at most
             sampler=dict(
-                type='RandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1,
-                add_gt_as_proposals=True
+                type='RandomSampler',
+                num=64,
+                pos_fraction=0.25,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=True,
             ),
             pos_weight=-1,
             debug=False,

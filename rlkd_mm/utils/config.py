@@ -1,6 +1,5 @@
 """Resolving model configs given as dicts, local paths or ``pkg::path`` strings."""
 
-import importlib.util
 import os.path as osp
 from typing import List, Union
 

@@ -1,4 +1,5 @@
 """Every detection config builds its model; the distiller configs also run one training loss."""
+
 import copy
 import glob
 import os.path as osp
@@ -14,9 +15,10 @@ from rlkd_mm.models.distillers import SingleStageDetDistiller, TwoStageDetDistil
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DIGITS_DET = sorted(
-    glob.glob(osp.join(ROOT, 'configs/digits/det_*.py')) +
-    glob.glob(osp.join(ROOT, 'configs/digits/gfl_*.py')) +
-    glob.glob(osp.join(ROOT, 'configs/digits/frcnn_*.py')))
+    glob.glob(osp.join(ROOT, 'configs/digits/det_*.py'))
+    + glob.glob(osp.join(ROOT, 'configs/digits/gfl_*.py'))
+    + glob.glob(osp.join(ROOT, 'configs/digits/frcnn_*.py'))
+)
 COCO_DET = sorted(glob.glob(osp.join(ROOT, 'configs/coco/*.py')))
 DISTILLERS = ('rlkd_mm.SingleStageDetDistiller', 'rlkd_mm.TwoStageDetDistiller')
 
@@ -43,10 +45,19 @@ def count(module):
 
 def test_the_expected_configs_exist():
     names = {osp.basename(p) for p in DIGITS_DET + COCO_DET}
-    for name in ('gfl_ld_fixed.py', 'gfl_ld_rlkd.py', 'gfl_ld_ctkd.py', 'gfl_ld_logitstd.py',
-                 'gfl_ld_dtkd.py', 'frcnn_teacher.py', 'frcnn_student.py', 'frcnn_kd_fixed.py',
-                 'frcnn_kd_rlkd.py', 'gfl_r101_r18_ld_rlkd_coco.py',
-                 'faster-rcnn_r101_r18_kd_rlkd_coco.py'):
+    for name in (
+        'gfl_ld_fixed.py',
+        'gfl_ld_rlkd.py',
+        'gfl_ld_ctkd.py',
+        'gfl_ld_logitstd.py',
+        'gfl_ld_dtkd.py',
+        'frcnn_teacher.py',
+        'frcnn_student.py',
+        'frcnn_kd_fixed.py',
+        'frcnn_kd_rlkd.py',
+        'gfl_r101_r18_ld_rlkd_coco.py',
+        'faster-rcnn_r101_r18_kd_rlkd_coco.py',
+    ):
         assert name in names
 
 
@@ -63,8 +74,11 @@ def test_digits_config_builds(path):
     cfg = load(path)
     model = build(cfg)
     if cfg.model.type not in DISTILLERS:
-        assert model.bbox_head.num_classes == 10 if hasattr(model, 'bbox_head') else \
-            model.roi_head.bbox_head.num_classes == 10
+        assert (
+            model.bbox_head.num_classes == 10
+            if hasattr(model, 'bbox_head')
+            else model.roi_head.bbox_head.num_classes == 10
+        )
         return
     assert cfg.optim_wrapper.constructor == 'rlkd_mm.DistillerOptimWrapperConstructor'
     # the student and teacher are exactly the models of the configs the distiller names
@@ -76,27 +90,30 @@ def test_digits_config_builds(path):
     # the checkpoint is where tools/train.py writes the teacher config's final epoch
     teacher_name = osp.splitext(osp.basename(cfg.model.teacher))[0]
     epochs = Config.fromfile(osp.join(ROOT, cfg.model.teacher)).train_cfg.max_epochs
-    assert Config.fromfile(path).model.teacher_ckpt == \
-        f'work_dirs/{teacher_name}/epoch_{epochs}.pth'
+    assert (
+        Config.fromfile(path).model.teacher_ckpt == f'work_dirs/{teacher_name}/epoch_{epochs}.pth'
+    )
     is_rlkd = cfg.model.temperature.type == 'rlkd_mm.RLTemperature'
     hooks = [h.type for h in cfg.get('custom_hooks', [])]
     assert ('rlkd_mm.RLKDHook' in hooks) == is_rlkd
 
 
 @pytest.mark.parametrize(
-    'path', [p for p in DIGITS_DET if osp.basename(p).startswith(('gfl_', 'frcnn_kd'))],
-    ids=_name)
+    'path', [p for p in DIGITS_DET if osp.basename(p).startswith(('gfl_', 'frcnn_kd'))], ids=_name
+)
 def test_digits_distiller_config_trains_one_step(path):
     cfg = load(path)
     model = build(cfg)
     model.train()
     packed = demo_mm_inputs(
-        batch_size=2, image_shapes=(3, 96, 96), num_items=[3, 2], num_classes=10)
+        batch_size=2, image_shapes=(3, 96, 96), num_items=[3, 2], num_classes=10
+    )
     data = model.data_preprocessor(copy.deepcopy(packed), True)
     losses = model.loss(data['inputs'], data['data_samples'])
     kd_keys = [k for k in losses if k.startswith('loss') and k.endswith(('kd', 'ld'))]
-    expected = {'loss_cls_kd', 'loss_ld'} if isinstance(model, SingleStageDetDistiller) \
-        else {'loss_kd'}
+    expected = (
+        {'loss_cls_kd', 'loss_ld'} if isinstance(model, SingleStageDetDistiller) else {'loss_kd'}
+    )
     assert set(kd_keys) == expected
     for key in kd_keys:
         assert torch.isfinite(losses[key]) and float(losses[key].detach()) > 0

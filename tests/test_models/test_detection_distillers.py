@@ -1,5 +1,6 @@
 """Tests of SingleStageDetDistiller (GFL/LD, ATSS, RetinaNet) and TwoStageDetDistiller
 (Faster R-CNN) on tiny models and random images."""
+
 import copy
 
 import pytest
@@ -26,26 +27,30 @@ BACKBONE = dict(
     norm_cfg=dict(type='BN', requires_grad=True),
     norm_eval=False,
     style='pytorch',
-    init_cfg=None)
+    init_cfg=None,
+)
 NECK = dict(
     type='FPN',
     in_channels=[16, 32, 64],
     out_channels=16,
     start_level=0,
     add_extra_convs='on_output',
-    num_outs=3)
+    num_outs=3,
+)
 PREPROCESSOR = dict(
     type='DetDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
-    pad_size_divisor=32)
+    pad_size_divisor=32,
+)
 DENSE_TEST_CFG = dict(
     nms_pre=100,
     min_bbox_size=0,
     score_thr=0.05,
     nms=dict(type='nms', iou_threshold=0.6),
-    max_per_img=20)
+    max_per_img=20,
+)
 POLICIES = {
     'fixed': dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
     'ctkd': dict(type='rlkd_mm.CTKDTemperature', mode='global'),
@@ -76,8 +81,11 @@ def mmdet_scope():
 # --------------------------------------------------------------------------- model configs
 def gfl_cfg(num_classes=NUM_CLASSES, reg_max=4, strides=(8, 16, 32), head_type='GFLHead'):
     # mmdet 3.3's LDHead default loss_ld names a loss that is not registered
-    extra = dict(loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=0.25, T=10)) \
-        if head_type == 'LDHead' else {}
+    extra = (
+        dict(loss_ld=dict(type='KnowledgeDistillationKLDivLoss', loss_weight=0.25, T=10))
+        if head_type == 'LDHead'
+        else {}
+    )
     return dict(
         type='GFL',
         data_preprocessor=PREPROCESSOR,
@@ -95,19 +103,22 @@ def gfl_cfg(num_classes=NUM_CLASSES, reg_max=4, strides=(8, 16, 32), head_type='
                 ratios=[1.0],
                 octave_base_scale=4,
                 scales_per_octave=1,
-                strides=list(strides)),
-            loss_cls=dict(
-                type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
+                strides=list(strides),
+            ),
+            loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
             loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25),
             reg_max=reg_max,
             loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
-            **extra),
+            **extra,
+        ),
         train_cfg=dict(
             assigner=dict(type='ATSSAssigner', topk=9),
             allowed_border=-1,
             pos_weight=-1,
-            debug=False),
-        test_cfg=DENSE_TEST_CFG)
+            debug=False,
+        ),
+        test_cfg=DENSE_TEST_CFG,
+    )
 
 
 def atss_cfg(num_classes=NUM_CLASSES):
@@ -128,21 +139,27 @@ def atss_cfg(num_classes=NUM_CLASSES):
                 ratios=[1.0],
                 octave_base_scale=4,
                 scales_per_octave=1,
-                strides=[8, 16, 32]),
+                strides=[8, 16, 32],
+            ),
             bbox_coder=dict(
                 type='DeltaXYWHBBoxCoder',
-                target_means=[.0, .0, .0, .0],
-                target_stds=[0.1, 0.1, 0.2, 0.2]),
+                target_means=[0.0, 0.0, 0.0, 0.0],
+                target_stds=[0.1, 0.1, 0.2, 0.2],
+            ),
             loss_cls=dict(
-                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0
+            ),
             loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
-            loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
+            loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        ),
         train_cfg=dict(
             assigner=dict(type='ATSSAssigner', topk=9),
             allowed_border=-1,
             pos_weight=-1,
-            debug=False),
-        test_cfg=DENSE_TEST_CFG)
+            debug=False,
+        ),
+        test_cfg=DENSE_TEST_CFG,
+    )
 
 
 def retina_cfg(num_classes=NUM_CLASSES, ratios=(0.5, 1.0, 2.0)):
@@ -162,26 +179,33 @@ def retina_cfg(num_classes=NUM_CLASSES, ratios=(0.5, 1.0, 2.0)):
                 octave_base_scale=4,
                 scales_per_octave=1,
                 ratios=list(ratios),
-                strides=[8, 16, 32]),
+                strides=[8, 16, 32],
+            ),
             bbox_coder=dict(
                 type='DeltaXYWHBBoxCoder',
-                target_means=[.0, .0, .0, .0],
-                target_stds=[1.0, 1.0, 1.0, 1.0]),
+                target_means=[0.0, 0.0, 0.0, 0.0],
+                target_stds=[1.0, 1.0, 1.0, 1.0],
+            ),
             loss_cls=dict(
-                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+                type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0
+            ),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0),
+        ),
         train_cfg=dict(
             assigner=dict(
                 type='MaxIoUAssigner',
                 pos_iou_thr=0.5,
                 neg_iou_thr=0.4,
                 min_pos_iou=0,
-                ignore_iof_thr=-1),
+                ignore_iof_thr=-1,
+            ),
             sampler=dict(type='PseudoSampler'),
             allowed_border=-1,
             pos_weight=-1,
-            debug=False),
-        test_cfg=DENSE_TEST_CFG)
+            debug=False,
+        ),
+        test_cfg=DENSE_TEST_CFG,
+    )
 
 
 RCNN_SAMPLER_NUM = 16
@@ -198,21 +222,24 @@ def frcnn_cfg(num_classes=NUM_CLASSES, roi_head_type='StandardRoIHead'):
             in_channels=16,
             feat_channels=16,
             anchor_generator=dict(
-                type='AnchorGenerator', scales=[4], ratios=[0.5, 1.0, 2.0],
-                strides=[8, 16, 32]),
+                type='AnchorGenerator', scales=[4], ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32]
+            ),
             bbox_coder=dict(
                 type='DeltaXYWHBBoxCoder',
-                target_means=[.0, .0, .0, .0],
-                target_stds=[1.0, 1.0, 1.0, 1.0]),
+                target_means=[0.0, 0.0, 0.0, 0.0],
+                target_stds=[1.0, 1.0, 1.0, 1.0],
+            ),
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0),
+        ),
         roi_head=dict(
             type=roi_head_type,
             bbox_roi_extractor=dict(
                 type='SingleRoIExtractor',
                 roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
                 out_channels=16,
-                featmap_strides=[8, 16, 32]),
+                featmap_strides=[8, 16, 32],
+            ),
             bbox_head=dict(
                 type='Shared2FCBBoxHead',
                 in_channels=16,
@@ -221,11 +248,14 @@ def frcnn_cfg(num_classes=NUM_CLASSES, roi_head_type='StandardRoIHead'):
                 num_classes=num_classes,
                 bbox_coder=dict(
                     type='DeltaXYWHBBoxCoder',
-                    target_means=[0., 0., 0., 0.],
-                    target_stds=[0.1, 0.1, 0.2, 0.2]),
+                    target_means=[0.0, 0.0, 0.0, 0.0],
+                    target_stds=[0.1, 0.1, 0.2, 0.2],
+                ),
                 reg_class_agnostic=False,
                 loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-                loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
+                loss_bbox=dict(type='L1Loss', loss_weight=1.0),
+            ),
+        ),
         train_cfg=dict(
             rpn=dict(
                 assigner=dict(
@@ -234,21 +264,25 @@ def frcnn_cfg(num_classes=NUM_CLASSES, roi_head_type='StandardRoIHead'):
                     neg_iou_thr=0.3,
                     min_pos_iou=0.3,
                     match_low_quality=True,
-                    ignore_iof_thr=-1),
+                    ignore_iof_thr=-1,
+                ),
                 sampler=dict(
                     type='RandomSampler',
                     num=64,
                     pos_fraction=0.5,
                     neg_pos_ub=-1,
-                    add_gt_as_proposals=False),
+                    add_gt_as_proposals=False,
+                ),
                 allowed_border=-1,
                 pos_weight=-1,
-                debug=False),
+                debug=False,
+            ),
             rpn_proposal=dict(
                 nms_pre=200,
                 max_per_img=100,
                 nms=dict(type='nms', iou_threshold=0.7),
-                min_bbox_size=0),
+                min_bbox_size=0,
+            ),
             rcnn=dict(
                 assigner=dict(
                     type='MaxIoUAssigner',
@@ -256,25 +290,29 @@ def frcnn_cfg(num_classes=NUM_CLASSES, roi_head_type='StandardRoIHead'):
                     neg_iou_thr=0.5,
                     min_pos_iou=0.5,
                     match_low_quality=False,
-                    ignore_iof_thr=-1),
+                    ignore_iof_thr=-1,
+                ),
                 sampler=dict(
                     type='RandomSampler',
                     num=RCNN_SAMPLER_NUM,
                     pos_fraction=0.25,
                     neg_pos_ub=-1,
-                    add_gt_as_proposals=True),
+                    add_gt_as_proposals=True,
+                ),
                 pos_weight=-1,
-                debug=False)),
+                debug=False,
+            ),
+        ),
         test_cfg=dict(
             rpn=dict(
                 nms_pre=200,
                 max_per_img=100,
                 nms=dict(type='nms', iou_threshold=0.7),
-                min_bbox_size=0),
-            rcnn=dict(
-                score_thr=0.0,
-                nms=dict(type='nms', iou_threshold=0.5),
-                max_per_img=20)))
+                min_bbox_size=0,
+            ),
+            rcnn=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5), max_per_img=20),
+        ),
+    )
 
 
 DENSE_CFGS = {'gfl': gfl_cfg, 'atss': atss_cfg, 'retina': retina_cfg}
@@ -283,13 +321,15 @@ DENSE_CFGS = {'gfl': gfl_cfg, 'atss': atss_cfg, 'retina': retina_cfg}
 def build_single(kind='gfl', temperature=None, seed=0, **kwargs):
     torch.manual_seed(seed)
     cfg = DENSE_CFGS[kind]()
-    kwargs.setdefault('ld_loss', dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25)
-                      if kind == 'gfl' else None)
+    kwargs.setdefault(
+        'ld_loss', dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25) if kind == 'gfl' else None
+    )
     return SingleStageDetDistiller(
         student=cfg,
         teacher=copy.deepcopy(cfg),
         temperature=temperature or dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
-        **kwargs)
+        **kwargs,
+    )
 
 
 def build_two_stage(temperature=None, seed=0, **kwargs):
@@ -298,7 +338,8 @@ def build_two_stage(temperature=None, seed=0, **kwargs):
         student=frcnn_cfg(),
         teacher=frcnn_cfg(),
         temperature=temperature or dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
-        **kwargs)
+        **kwargs,
+    )
 
 
 def make_batch(model, num_items=(3, 2), training=True):
@@ -306,7 +347,8 @@ def make_batch(model, num_items=(3, 2), training=True):
         batch_size=len(num_items),
         image_shapes=(3, IMG, IMG),
         num_items=list(num_items),
-        num_classes=NUM_CLASSES)
+        num_classes=NUM_CLASSES,
+    )
     return model.data_preprocessor(packed, training)
 
 
@@ -335,6 +377,7 @@ def positives_by_image_and_level(distiller, data):
     distiller's flattening): lists of (cls logits [C], box logits [4 * (R + 1)] | None, label)
     for student and teacher."""
     from mmdet.models.utils import unpack_gt_instances
+
     inputs, samples = data['inputs'], data['data_samples']
     gts, ignores, metas = unpack_gt_instances(samples)
     head = distiller.student.bbox_head
@@ -390,13 +433,15 @@ def test_single_stage_loss_finite_with_every_policy(policy):
     assert 0 < float(losses['t_min']) <= float(losses['t_mean']) <= float(losses['t_max'])
 
 
-
 @pytest.mark.parametrize('builder', ['single', 'two_stage'])
 def test_rl_policy_acts_once_per_kd_instance(builder):
     """With acting enabled (as RLKDHook does after its warm-up) the agent gives one temperature
     per positive prior / RoI, inside its range, and keeps them as its pending step."""
-    distiller = build_single('gfl', temperature=POLICIES['rl']) if builder == 'single' \
+    distiller = (
+        build_single('gfl', temperature=POLICIES['rl'])
+        if builder == 'single'
         else build_two_stage(temperature=POLICIES['rl'])
+    )
     distiller.train()
     policy = distiller.temperature
     policy.acting = True
@@ -409,21 +454,26 @@ def test_rl_policy_acts_once_per_kd_instance(builder):
     assert bool(((step.temperatures >= 1.0) & (step.temperatures <= 10.0)).all())
     assert float(losses['t_mean']) == pytest.approx(float(step.temperatures.mean()), rel=1e-5)
 
+
 def test_single_stage_kd_losses_match_independent_formula():
     """LD and sigmoid KD recomputed image by image, level by level with T = 2."""
     t = 2.0
-    distiller = build_single('gfl', temperature=dict(type='rlkd_mm.FixedTemperature',
-                                                     temperature=t))
+    distiller = build_single(
+        'gfl', temperature=dict(type='rlkd_mm.FixedTemperature', temperature=t)
+    )
     data = make_batch(distiller)
     losses = distiller.loss(data['inputs'], data['data_samples'])
     rows = positives_by_image_and_level(distiller, data)
     assert len(rows) == int(losses['num_kd_instances']) > 0
     bins = distiller.student.bbox_head.reg_max + 1
-    cls_kd, ld = 0., 0.
+    cls_kd, ld = 0.0, 0.0
     for s_cls, t_cls, s_box, t_box, _ in rows:
         p_t, p_s = torch.sigmoid(t_cls / t), torch.sigmoid(s_cls / t)
-        cls_kd += float((p_t * torch.log(p_t / p_s) + (1 - p_t) * torch.log(
-            (1 - p_t) / (1 - p_s))).sum()) * t * t
+        cls_kd += (
+            float((p_t * torch.log(p_t / p_s) + (1 - p_t) * torch.log((1 - p_t) / (1 - p_s))).sum())
+            * t
+            * t
+        )
         q_t = F.softmax(t_box.view(4, bins) / t, dim=1)
         q_s = F.softmax(s_box.view(4, bins) / t, dim=1)
         side_kl = (q_t * (q_t.log() - q_s.log())).sum(dim=1).mean()
@@ -462,11 +512,11 @@ def _teacher_state(distiller):
 
 
 def _train_steps(distiller, data, steps=3):
-    from rlkd_mm.engine.optimizers.distiller_constructor import \
-        DistillerOptimWrapperConstructor
+    from rlkd_mm.engine.optimizers.distiller_constructor import DistillerOptimWrapperConstructor
+
     wrapper = DistillerOptimWrapperConstructor(
-        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))(
-            distiller)
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+    )(distiller)
     assert isinstance(wrapper, OptimWrapper)
     optimized = {id(p) for group in wrapper.optimizer.param_groups for p in group['params']}
     assert not optimized & {id(p) for p in distiller.teacher.parameters()}
@@ -481,7 +531,8 @@ def _train_steps(distiller, data, steps=3):
 def test_teacher_unchanged_after_training_steps(builder):
     distiller = build_single('gfl') if builder == 'single' else build_two_stage()
     packed = demo_mm_inputs(
-        batch_size=2, image_shapes=(3, IMG, IMG), num_items=[3, 2], num_classes=NUM_CLASSES)
+        batch_size=2, image_shapes=(3, IMG, IMG), num_items=[3, 2], num_classes=NUM_CLASSES
+    )
     teacher_before = _teacher_state(distiller)
     student_before = {k: v.clone() for k, v in distiller.student.state_dict().items()}
     log_vars = _train_steps(distiller, packed)
@@ -493,10 +544,12 @@ def test_teacher_unchanged_after_training_steps(builder):
         assert torch.equal(value, teacher_before[key]), key
     student_after = distiller.student.state_dict()
     # the check could fail: the student's weights and BN statistics did move
-    assert not torch.equal(student_after['backbone.conv1.weight'],
-                           student_before['backbone.conv1.weight'])
-    assert not torch.equal(student_after['backbone.bn1.running_mean'],
-                           student_before['backbone.bn1.running_mean'])
+    assert not torch.equal(
+        student_after['backbone.conv1.weight'], student_before['backbone.conv1.weight']
+    )
+    assert not torch.equal(
+        student_after['backbone.bn1.running_mean'], student_before['backbone.bn1.running_mean']
+    )
 
 
 @pytest.mark.parametrize('builder', ['single', 'two_stage'])
@@ -507,10 +560,12 @@ def test_predict_equals_student(builder):
     with torch.no_grad():
         ours = distiller(data['inputs'], copy.deepcopy(data['data_samples']), mode='predict')
         theirs = distiller.student(
-            data['inputs'], copy.deepcopy(data['data_samples']), mode='predict')
+            data['inputs'], copy.deepcopy(data['data_samples']), mode='predict'
+        )
         teacher = distiller.teacher(
-            data['inputs'], copy.deepcopy(data['data_samples']), mode='predict')
-    for a, b, c in zip(ours, theirs, teacher):
+            data['inputs'], copy.deepcopy(data['data_samples']), mode='predict'
+        )
+    for a, b in zip(ours, theirs):
         assert torch.equal(a.pred_instances.bboxes, b.pred_instances.bboxes)
         assert torch.equal(a.pred_instances.scores, b.pred_instances.scores)
         assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
@@ -518,7 +573,8 @@ def test_predict_equals_student(builder):
     assert any(
         a.pred_instances.scores.shape != c.pred_instances.scores.shape
         or not torch.equal(a.pred_instances.scores, c.pred_instances.scores)
-        for a, c in zip(ours, teacher))
+        for a, c in zip(ours, teacher)
+    )
 
 
 @pytest.mark.parametrize('kind', ['gfl', 'retina'])
@@ -541,9 +597,12 @@ def test_single_stage_empty_ground_truth(kind):
 
 @pytest.mark.parametrize(
     'teacher_cfg, attribute',
-    [(gfl_cfg(num_classes=4), 'num_classes'),
-     (gfl_cfg(reg_max=8), 'reg_max'),
-     (gfl_cfg(strides=(8, 16, 64)), 'prior_generator.strides')])
+    [
+        (gfl_cfg(num_classes=4), 'num_classes'),
+        (gfl_cfg(reg_max=8), 'reg_max'),
+        (gfl_cfg(strides=(8, 16, 64)), 'prior_generator.strides'),
+    ],
+)
 def test_single_stage_head_mismatch(teacher_cfg, attribute):
     with pytest.raises(ValueError, match=attribute):
         SingleStageDetDistiller(student=gfl_cfg(), teacher=teacher_cfg)
@@ -552,7 +611,8 @@ def test_single_stage_head_mismatch(teacher_cfg, attribute):
 def test_single_stage_prior_count_mismatch():
     with pytest.raises(ValueError, match='num_base_priors'):
         SingleStageDetDistiller(
-            student=retina_cfg(), teacher=retina_cfg(ratios=(1.0, )), ld_loss=None)
+            student=retina_cfg(), teacher=retina_cfg(ratios=(1.0,)), ld_loss=None
+        )
 
 
 def test_single_stage_unknown_head():
@@ -570,7 +630,8 @@ def test_single_stage_config_errors():
         SingleStageDetDistiller(
             student=gfl_cfg(),
             teacher=gfl_cfg(),
-            temperature=dict(type='rlkd_mm.FixedTemperature', score_type='softmax'))
+            temperature=dict(type='rlkd_mm.FixedTemperature', score_type='softmax'),
+        )
 
 
 # --------------------------------------------------------------------------- two stage
@@ -589,8 +650,11 @@ def test_two_stage_task_losses_equal_student_losses():
 @pytest.mark.parametrize('policy', sorted(POLICIES))
 @pytest.mark.parametrize('kd', ['kd', 'dkd'])
 def test_two_stage_loss_finite_with_every_policy(policy, kd):
-    kd_loss = dict(type='rlkd_mm.InstanceKDLoss') if kd == 'kd' else dict(
-        type='rlkd_mm.InstanceDKDLoss', alpha=1.0, beta=2.0)
+    kd_loss = (
+        dict(type='rlkd_mm.InstanceKDLoss')
+        if kd == 'kd'
+        else dict(type='rlkd_mm.InstanceDKDLoss', alpha=1.0, beta=2.0)
+    )
     distiller = build_two_stage(temperature=POLICIES[policy], kd_loss=kd_loss)
     distiller.train()
     assert distiller.temperature.score_type == 'softmax'
@@ -605,7 +669,8 @@ def test_two_stage_one_temperature_per_roi_and_kd_value():
     t = 3.0
     distiller = build_two_stage(
         temperature=dict(type='rlkd_mm.RecordingTemperature', temperature=t),
-        reg_kd_loss=dict(type='mmdet.MSELoss', loss_weight=1.0))
+        reg_kd_loss=dict(type='mmdet.MSELoss', loss_weight=1.0),
+    )
     data = make_batch(distiller)
     losses = distiller.loss(data['inputs'], data['data_samples'])
     policy = distiller.temperature
@@ -622,7 +687,8 @@ def test_two_stage_one_temperature_per_roi_and_kd_value():
 
 def test_two_stage_gradients_reach_student_only():
     distiller = build_two_stage(
-        temperature=POLICIES['ctkd'], reg_kd_loss=dict(type='mmdet.MSELoss', loss_weight=1.0))
+        temperature=POLICIES['ctkd'], reg_kd_loss=dict(type='mmdet.MSELoss', loss_weight=1.0)
+    )
     data = make_batch(distiller)
     total_loss(distiller.loss(data['inputs'], data['data_samples'])).backward()
     assert all(p.grad is None for p in distiller.teacher.parameters())
@@ -653,7 +719,8 @@ def test_two_stage_build_errors():
         TwoStageDetDistiller(
             student=frcnn_cfg(),
             teacher=frcnn_cfg(),
-            temperature=dict(type='rlkd_mm.DTKDTemperature', score_type='sigmoid'))
+            temperature=dict(type='rlkd_mm.DTKDTemperature', score_type='sigmoid'),
+        )
 
 
 def test_two_stage_unsupported_roi_head():
@@ -662,10 +729,10 @@ def test_two_stage_unsupported_roi_head():
 
     @MMDET_MODELS.register_module(force=True)
     class PatchedBoxRoIHead(StandardRoIHead):
-
         def bbox_loss(self, x, sampling_results):
             return super().bbox_loss(x, sampling_results)
 
     with pytest.raises(TypeError, match='PatchedBoxRoIHead'):
         TwoStageDetDistiller(
-            student=frcnn_cfg(roi_head_type='PatchedBoxRoIHead'), teacher=frcnn_cfg())
+            student=frcnn_cfg(roi_head_type='PatchedBoxRoIHead'), teacher=frcnn_cfg()
+        )

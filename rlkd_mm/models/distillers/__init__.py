@@ -4,6 +4,9 @@ from .single_stage_distiller import SingleStageDetDistiller
 from .two_stage_distiller import TwoStageDetDistiller
 
 __all__ = [
-    'BaseDistiller', 'ClassifierDistiller', 'SingleStageDetDistiller', 'TwoStageDetDistiller',
-    'load_teacher_checkpoint'
+    'BaseDistiller',
+    'ClassifierDistiller',
+    'SingleStageDetDistiller',
+    'TwoStageDetDistiller',
+    'load_teacher_checkpoint',
 ]

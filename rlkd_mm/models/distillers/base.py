@@ -65,7 +65,8 @@ class BaseDistiller(BaseModel):
         temperature (dict): the temperature policy config (``FixedTemperature``,
             ``CTKDTemperature``, ``LogitStdTemperature``, ``DTKDTemperature``,
             ``RLTemperature``).
-        data_preprocessor (dict, optional): defaults to the student's preprocessor.
+        data_preprocessor (dict, optional): a preprocessor config with a ``type``; by default
+            (and for a dict without ``type``) the student's own preprocessor is used.
         init_cfg (dict, optional): initialisation config of the distiller.
     """
 
@@ -80,7 +81,10 @@ class BaseDistiller(BaseModel):
     ) -> None:
         student_model = ROOT_MODELS.build(load_model_config(student))
         teacher_model = ROOT_MODELS.build(load_model_config(teacher))
-        if data_preprocessor is None:
+        if data_preprocessor is None or 'type' not in data_preprocessor:
+            # A typeless dict is what mmengine's Runner injects from a top-level
+            # `data_preprocessor` of a downstream config: the student's own preprocessor, built
+            # from the student config (with e.g. its mixup batch augments), is the one meant.
             data_preprocessor = student_model.data_preprocessor
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.student = student_model

@@ -1,11 +1,13 @@
 """Distillation of mmdet one-stage detectors (GFL / LD, RetinaNet, ATSS) with one temperature per
 positive prior."""
+
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from rlkd_mm.registry import MODELS
+
 from .base import BaseDistiller, ModelCfg
 
 # The head families whose loss computation this distiller reproduces. A subclass is accepted
@@ -17,9 +19,11 @@ _FAMILY_METHODS = ('loss_by_feat', 'loss_by_feat_single', 'get_targets')
 def _head_family(head) -> Optional[str]:
     """'gfl', 'atss' or 'retina' for a supported dense head, else None."""
     from mmdet.models.dense_heads import ATSSHead, GFLHead, RetinaHead
+
     for family, base in (('gfl', GFLHead), ('atss', ATSSHead), ('retina', RetinaHead)):
         if isinstance(head, base) and all(
-                getattr(type(head), m) is getattr(base, m) for m in _FAMILY_METHODS):
+            getattr(type(head), m) is getattr(base, m) for m in _FAMILY_METHODS
+        ):
             return family
     return None
 
@@ -95,16 +99,17 @@ class SingleStageDetDistiller(BaseDistiller):
         ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25))
     """
 
-    def __init__(self,
-                 student: ModelCfg,
-                 teacher: ModelCfg,
-                 teacher_ckpt: Optional[str] = None,
-                 temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
-                 cls_kd_loss: Optional[dict] = dict(
-                     type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
-                 ld_loss: Optional[dict] = dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25),
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        student: ModelCfg,
+        teacher: ModelCfg,
+        teacher_ckpt: Optional[str] = None,
+        temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
+        cls_kd_loss: Optional[dict] = dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
+        ld_loss: Optional[dict] = dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25),
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         temperature = _with_score_type(temperature, 'sigmoid')
         super().__init__(
             student=student,
@@ -112,57 +117,77 @@ class SingleStageDetDistiller(BaseDistiller):
             teacher_ckpt=teacher_ckpt,
             temperature=temperature,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+        )
         _check_score_type(self.temperature, 'sigmoid')
         self.family = self._check_models()
         self.cls_kd_loss = MODELS.build(cls_kd_loss) if cls_kd_loss is not None else None
-        if ld_loss is not None and not (self.family == 'gfl' and
-                                        _head_family(self.teacher.bbox_head) == 'gfl'):
+        if ld_loss is not None and not (
+            self.family == 'gfl' and _head_family(self.teacher.bbox_head) == 'gfl'
+        ):
             raise ValueError(
                 'ld_loss needs GFL heads on student and teacher, got student '
                 f'{type(self.student.bbox_head).__name__} and teacher '
-                f'{type(self.teacher.bbox_head).__name__}; set ld_loss=None')
+                f'{type(self.teacher.bbox_head).__name__}; set ld_loss=None'
+            )
         self.ld_loss = MODELS.build(ld_loss) if ld_loss is not None else None
 
     # ------------------------------------------------------------------ build-time checks
     def _check_models(self) -> str:
         """Check that student and teacher heads can be distilled prior by prior."""
         from mmdet.models.detectors import SingleStageDetector
+
         families = {}
         for name, model in (('student', self.student), ('teacher', self.teacher)):
             if not isinstance(model, SingleStageDetector):
-                raise TypeError(f'the {name} must be an mmdet SingleStageDetector, got '
-                                f'{type(model).__name__}')
+                raise TypeError(
+                    f'the {name} must be an mmdet SingleStageDetector, got {type(model).__name__}'
+                )
             head = model.bbox_head
             family = _head_family(head)
             if family is None:
                 raise TypeError(
                     f'unsupported {name} head {type(head).__name__}: SingleStageDetDistiller '
-                    'supports GFLHead, ATSSHead and RetinaHead')
+                    'supports GFLHead, ATSSHead and RetinaHead'
+                )
             if not head.use_sigmoid_cls:
-                raise ValueError(f'the {name} head {type(head).__name__} must classify with '
-                                 'sigmoids (loss_cls.use_sigmoid=True), got use_sigmoid=False')
+                raise ValueError(
+                    f'the {name} head {type(head).__name__} must classify with '
+                    'sigmoids (loss_cls.use_sigmoid=True), got use_sigmoid=False'
+                )
             families[name] = family
         s_head, t_head = self.student.bbox_head, self.teacher.bbox_head
         pairs = [
             ('num_classes', s_head.num_classes, t_head.num_classes),
-            ('prior_generator.strides', [tuple(s) for s in s_head.prior_generator.strides],
-             [tuple(s) for s in t_head.prior_generator.strides]),
-            ('prior_generator.num_base_priors', list(s_head.prior_generator.num_base_priors),
-             list(t_head.prior_generator.num_base_priors)),
+            (
+                'prior_generator.strides',
+                [tuple(s) for s in s_head.prior_generator.strides],
+                [tuple(s) for s in t_head.prior_generator.strides],
+            ),
+            (
+                'prior_generator.num_base_priors',
+                list(s_head.prior_generator.num_base_priors),
+                list(t_head.prior_generator.num_base_priors),
+            ),
         ]
         if families['student'] == 'gfl' and families['teacher'] == 'gfl':
             pairs.append(('reg_max', s_head.reg_max, t_head.reg_max))
         for attr, s_value, t_value in pairs:
             if s_value != t_value:
-                raise ValueError(f'student and teacher heads disagree on bbox_head.{attr}: '
-                                 f'student has {s_value}, teacher has {t_value}')
+                raise ValueError(
+                    f'student and teacher heads disagree on bbox_head.{attr}: '
+                    f'student has {s_value}, teacher has {t_value}'
+                )
         return families['student']
 
     # ------------------------------------------------------------------ student task losses
-    def _task_losses(self, outs: Tuple[List[Tensor], ...], batch_gt_instances: list,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: list) -> Tuple[Dict[str, list], List[Tensor]]:
+    def _task_losses(
+        self,
+        outs: Tuple[List[Tensor], ...],
+        batch_gt_instances: list,
+        batch_img_metas: List[dict],
+        batch_gt_instances_ignore: list,
+    ) -> Tuple[Dict[str, list], List[Tensor]]:
         """The student head's own losses with its targets, assigned once.
 
         Args:
@@ -187,14 +212,15 @@ class SingleStageDetDistiller(BaseDistiller):
             valid_flag_list,
             batch_gt_instances,
             batch_img_metas,
-            batch_gt_instances_ignore=batch_gt_instances_ignore)
+            batch_gt_instances_ignore=batch_gt_instances_ignore,
+        )
 
         if self.family == 'retina':
-            labels_list, label_weights_list, bbox_targets_list, bbox_weights_list, \
-                avg_factor = targets
+            labels_list, label_weights_list, bbox_targets_list, bbox_weights_list, avg_factor = (
+                targets
+            )
             num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-            level_anchors = images_to_levels([cat_boxes(a) for a in anchor_list],
-                                             num_level_anchors)
+            level_anchors = images_to_levels([cat_boxes(a) for a in anchor_list], num_level_anchors)
             losses_cls, losses_bbox = multi_apply(
                 head.loss_by_feat_single,
                 cls_scores,
@@ -204,13 +230,12 @@ class SingleStageDetDistiller(BaseDistiller):
                 label_weights_list,
                 bbox_targets_list,
                 bbox_weights_list,
-                avg_factor=avg_factor)
+                avg_factor=avg_factor,
+            )
             return dict(loss_cls=losses_cls, loss_bbox=losses_bbox), labels_list
 
-        level_anchors, labels_list, label_weights_list, bbox_targets_list, _, \
-            avg_factor = targets
-        avg_factor = reduce_mean(torch.tensor(avg_factor, dtype=torch.float,
-                                              device=device)).item()
+        level_anchors, labels_list, label_weights_list, bbox_targets_list, _, avg_factor = targets
+        avg_factor = reduce_mean(torch.tensor(avg_factor, dtype=torch.float, device=device)).item()
         if self.family == 'gfl':
             losses_cls, losses_bbox, losses_dfl, box_weight_sums = multi_apply(
                 head.loss_by_feat_single,
@@ -221,12 +246,14 @@ class SingleStageDetDistiller(BaseDistiller):
                 label_weights_list,
                 bbox_targets_list,
                 head.prior_generator.strides,
-                avg_factor=avg_factor)
+                avg_factor=avg_factor,
+            )
             box_avg = reduce_mean(sum(box_weight_sums)).clamp_(min=1).item()
             losses = dict(
                 loss_cls=losses_cls,
                 loss_bbox=[x / box_avg for x in losses_bbox],
-                loss_dfl=[x / box_avg for x in losses_dfl])
+                loss_dfl=[x / box_avg for x in losses_dfl],
+            )
             return losses, labels_list
 
         # atss
@@ -239,12 +266,14 @@ class SingleStageDetDistiller(BaseDistiller):
             labels_list,
             label_weights_list,
             bbox_targets_list,
-            avg_factor=avg_factor)
+            avg_factor=avg_factor,
+        )
         box_avg = reduce_mean(sum(box_weight_sums)).clamp_(min=1).item()
         losses = dict(
             loss_cls=losses_cls,
             loss_bbox=[x / box_avg for x in losses_bbox],
-            loss_centerness=losses_centerness)
+            loss_centerness=losses_centerness,
+        )
         return losses, labels_list
 
     # ------------------------------------------------------------------ training
@@ -261,19 +290,23 @@ class SingleStageDetDistiller(BaseDistiller):
         from mmdet.models.utils import unpack_gt_instances
         from mmdet.utils import reduce_mean
 
-        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = \
-            unpack_gt_instances(data_samples)
+        batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(
+            data_samples
+        )
         s_outs = self.student.bbox_head(self.student.extract_feat(inputs))
         with torch.no_grad():
             t_outs = self.teacher.bbox_head(self.teacher.extract_feat(inputs))
         s_sizes = [tuple(s.shape[-2:]) for s in s_outs[0]]
         t_sizes = [tuple(t.shape[-2:]) for t in t_outs[0]]
         if s_sizes != t_sizes:
-            raise ValueError('student and teacher feature maps differ in size: student '
-                             f'{s_sizes}, teacher {t_sizes}')
+            raise ValueError(
+                'student and teacher feature maps differ in size: student '
+                f'{s_sizes}, teacher {t_sizes}'
+            )
 
-        losses, labels_list = self._task_losses(s_outs, batch_gt_instances, batch_img_metas,
-                                                batch_gt_instances_ignore)
+        losses, labels_list = self._task_losses(
+            s_outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore
+        )
         self.record_task_loss(losses)
 
         num_classes = self.student.bbox_head.num_classes
@@ -291,8 +324,7 @@ class SingleStageDetDistiller(BaseDistiller):
                 # normalised like the head's own classification loss: by the positives,
                 # averaged over ranks
                 avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
-                losses['loss_cls_kd'] = self.cls_kd_loss(
-                    s_cls, t_cls, temperatures, avg_factor=avg)
+                losses['loss_cls_kd'] = self.cls_kd_loss(s_cls, t_cls, temperatures, avg_factor=avg)
             else:
                 losses['loss_cls_kd'] = _zero_like_sum(s_outs[0])
         if self.ld_loss is not None:
@@ -302,7 +334,8 @@ class SingleStageDetDistiller(BaseDistiller):
                 t_box = _flatten_levels(t_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
                 weight = s_cls.detach().sigmoid().max(dim=1)[0]
                 losses['loss_ld'] = self.ld_loss(
-                    s_box, t_box, temperatures, weight=weight, avg_factor=1.0)
+                    s_box, t_box, temperatures, weight=weight, avg_factor=1.0
+                )
             else:
                 losses['loss_ld'] = _zero_like_sum(s_outs[1])
 
@@ -319,8 +352,9 @@ def _zero_like_sum(maps: Sequence[Tensor]) -> Tensor:
 def _with_score_type(temperature: dict, score_type: str) -> dict:
     """The policy config with ``score_type`` filled in when it is left out."""
     if not isinstance(temperature, dict):
-        raise TypeError(f'temperature must be a policy config dict, got '
-                        f'{type(temperature).__name__}')
+        raise TypeError(
+            f'temperature must be a policy config dict, got {type(temperature).__name__}'
+        )
     temperature = temperature.copy()
     temperature.setdefault('score_type', score_type)
     return temperature
@@ -329,5 +363,7 @@ def _with_score_type(temperature: dict, score_type: str) -> dict:
 def _check_score_type(policy, score_type: str) -> None:
     value = getattr(policy, 'score_type', None)
     if value != score_type:
-        raise ValueError(f"this distiller needs temperature.score_type='{score_type}', got "
-                         f'temperature.score_type={value!r}')
+        raise ValueError(
+            f"this distiller needs temperature.score_type='{score_type}', got "
+            f'temperature.score_type={value!r}'
+        )

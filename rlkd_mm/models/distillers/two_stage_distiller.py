@@ -1,5 +1,6 @@
 """Distillation of mmdet two-stage detectors (Faster R-CNN) with one temperature per sampled
 RoI."""
+
 import copy
 import inspect
 from typing import Dict, Optional
@@ -8,6 +9,7 @@ import torch
 from torch import Tensor
 
 from rlkd_mm.registry import MODELS
+
 from .base import BaseDistiller, ModelCfg
 from .single_stage_distiller import _check_score_type, _with_score_type
 
@@ -18,22 +20,31 @@ def _check_roi_head(name: str, model) -> None:
     """Raise ``TypeError`` unless ``model`` is a Faster R-CNN-like detector we can distill."""
     from mmdet.models.detectors import TwoStageDetector
     from mmdet.models.roi_heads import StandardRoIHead
+
     if not isinstance(model, TwoStageDetector):
-        raise TypeError(f'the {name} must be an mmdet TwoStageDetector, got '
-                        f'{type(model).__name__}')
+        raise TypeError(f'the {name} must be an mmdet TwoStageDetector, got {type(model).__name__}')
     roi_head = model.roi_head
-    if not (isinstance(roi_head, StandardRoIHead) and all(
-            getattr(type(roi_head), m) is getattr(StandardRoIHead, m)
-            for m in _ROI_HEAD_METHODS)):
-        raise TypeError(f'unsupported {name} roi_head {type(roi_head).__name__}: '
-                        'TwoStageDetDistiller supports StandardRoIHead (Faster R-CNN)')
+    if not (
+        isinstance(roi_head, StandardRoIHead)
+        and all(
+            getattr(type(roi_head), m) is getattr(StandardRoIHead, m) for m in _ROI_HEAD_METHODS
+        )
+    ):
+        raise TypeError(
+            f'unsupported {name} roi_head {type(roi_head).__name__}: '
+            'TwoStageDetDistiller supports StandardRoIHead (Faster R-CNN)'
+        )
     if roi_head.with_mask:
-        raise TypeError(f'the {name} roi_head has a mask head: TwoStageDetDistiller supports '
-                        'box-only StandardRoIHead (Faster R-CNN)')
+        raise TypeError(
+            f'the {name} roi_head has a mask head: TwoStageDetDistiller supports '
+            'box-only StandardRoIHead (Faster R-CNN)'
+        )
     bbox_head = roi_head.bbox_head
     if not bbox_head.with_cls or bbox_head.custom_cls_channels:
-        raise TypeError(f'the {name} bbox head {type(bbox_head).__name__} must give [R, C + 1] '
-                        'softmax class scores (with_cls=True, no custom_cls_channels)')
+        raise TypeError(
+            f'the {name} bbox head {type(bbox_head).__name__} must give [R, C + 1] '
+            'softmax class scores (with_cls=True, no custom_cls_channels)'
+        )
 
 
 @MODELS.register_module()
@@ -80,15 +91,17 @@ class TwoStageDetDistiller(BaseDistiller):
         ...     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0))
     """
 
-    def __init__(self,
-                 student: ModelCfg,
-                 teacher: ModelCfg,
-                 teacher_ckpt: Optional[str] = None,
-                 temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
-                 kd_loss: dict = dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0),
-                 reg_kd_loss: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        student: ModelCfg,
+        teacher: ModelCfg,
+        teacher_ckpt: Optional[str] = None,
+        temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
+        kd_loss: dict = dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0),
+        reg_kd_loss: Optional[dict] = None,
+        data_preprocessor: Optional[dict] = None,
+        init_cfg: Optional[dict] = None,
+    ) -> None:
         temperature = _with_score_type(temperature, 'softmax')
         super().__init__(
             student=student,
@@ -96,16 +109,19 @@ class TwoStageDetDistiller(BaseDistiller):
             teacher_ckpt=teacher_ckpt,
             temperature=temperature,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+        )
         _check_score_type(self.temperature, 'softmax')
         _check_roi_head('student', self.student)
         _check_roi_head('teacher', self.teacher)
         s_bbox_head = self.student.roi_head.bbox_head
         t_bbox_head = self.teacher.roi_head.bbox_head
         if s_bbox_head.num_classes != t_bbox_head.num_classes:
-            raise ValueError('student and teacher disagree on roi_head.bbox_head.num_classes: '
-                             f'student has {s_bbox_head.num_classes}, teacher has '
-                             f'{t_bbox_head.num_classes}')
+            raise ValueError(
+                'student and teacher disagree on roi_head.bbox_head.num_classes: '
+                f'student has {s_bbox_head.num_classes}, teacher has '
+                f'{t_bbox_head.num_classes}'
+            )
         self.kd_loss = MODELS.build(kd_loss)
         self._needs_labels = 'gt_labels' in inspect.signature(self.kd_loss.forward).parameters
         self.reg_kd_loss = None
@@ -118,20 +134,36 @@ class TwoStageDetDistiller(BaseDistiller):
         """Box deltas are only comparable when both heads encode them the same way."""
         for name, head in (('student', s_bbox_head), ('teacher', t_bbox_head)):
             if not head.with_reg:
-                raise ValueError(f'reg_kd_loss needs box regression, but the {name} bbox head '
-                                 'has with_reg=False')
-        pairs = [('reg_decoded_bbox', s_bbox_head.reg_decoded_bbox, t_bbox_head.reg_decoded_bbox),
-                 ('bbox_coder', type(s_bbox_head.bbox_coder).__name__,
-                  type(t_bbox_head.bbox_coder).__name__)]
+                raise ValueError(
+                    f'reg_kd_loss needs box regression, but the {name} bbox head has with_reg=False'
+                )
+        pairs = [
+            ('reg_decoded_bbox', s_bbox_head.reg_decoded_bbox, t_bbox_head.reg_decoded_bbox),
+            (
+                'bbox_coder',
+                type(s_bbox_head.bbox_coder).__name__,
+                type(t_bbox_head.bbox_coder).__name__,
+            ),
+        ]
         for attr in ('means', 'stds'):
-            pairs.append((f'bbox_coder.{attr}', getattr(s_bbox_head.bbox_coder, attr, None),
-                          getattr(t_bbox_head.bbox_coder, attr, None)))
+            pairs.append(
+                (
+                    f'bbox_coder.{attr}',
+                    getattr(s_bbox_head.bbox_coder, attr, None),
+                    getattr(t_bbox_head.bbox_coder, attr, None),
+                )
+            )
         for attr, s_value, t_value in pairs:
-            if s_value is not None and t_value is not None and \
-                    list(_as_list(s_value)) != list(_as_list(t_value)):
-                raise ValueError('reg_kd_loss needs the same box encoding: student and teacher '
-                                 f'disagree on roi_head.bbox_head.{attr}: student has '
-                                 f'{s_value}, teacher has {t_value}')
+            if (
+                s_value is not None
+                and t_value is not None
+                and list(_as_list(s_value)) != list(_as_list(t_value))
+            ):
+                raise ValueError(
+                    'reg_kd_loss needs the same box encoding: student and teacher '
+                    f'disagree on roi_head.bbox_head.{attr}: student has '
+                    f'{s_value}, teacher has {t_value}'
+                )
 
     # ------------------------------------------------------------------ training
     def _rpn(self, x, data_samples: list):
@@ -145,7 +177,8 @@ class TwoStageDetDistiller(BaseDistiller):
         for data_sample in rpn_data_samples:
             data_sample.gt_instances.labels = torch.zeros_like(data_sample.gt_instances.labels)
         rpn_losses, rpn_results_list = student.rpn_head.loss_and_predict(
-            x, rpn_data_samples, proposal_cfg=proposal_cfg)
+            x, rpn_data_samples, proposal_cfg=proposal_cfg
+        )
         for key in list(rpn_losses.keys()):
             if 'loss' in key and 'rpn' not in key:
                 rpn_losses[f'rpn_{key}'] = rpn_losses.pop(key)
@@ -172,14 +205,17 @@ class TwoStageDetDistiller(BaseDistiller):
         sampling_results = []
         for i, rpn_results in enumerate(rpn_results_list):
             rpn_results.priors = rpn_results.pop('bboxes')
-            assign_result = roi_head.bbox_assigner.assign(rpn_results, batch_gt_instances[i],
-                                                          batch_gt_instances_ignore[i])
+            assign_result = roi_head.bbox_assigner.assign(
+                rpn_results, batch_gt_instances[i], batch_gt_instances_ignore[i]
+            )
             sampling_results.append(
                 roi_head.bbox_sampler.sample(
                     assign_result,
                     rpn_results,
                     batch_gt_instances[i],
-                    feats=[lvl_feat[i][None] for lvl_feat in x]))
+                    feats=[lvl_feat[i][None] for lvl_feat in x],
+                )
+            )
         rois = bbox2roi([res.priors for res in sampling_results])
         s_results = roi_head._bbox_forward(x, rois)
         loss_and_target = roi_head.bbox_head.loss_and_target(
@@ -187,14 +223,14 @@ class TwoStageDetDistiller(BaseDistiller):
             bbox_pred=s_results['bbox_pred'],
             rois=rois,
             sampling_results=sampling_results,
-            rcnn_train_cfg=roi_head.train_cfg)
+            rcnn_train_cfg=roi_head.train_cfg,
+        )
         losses.update(loss_and_target['loss_bbox'])
         roi_labels = loss_and_target['bbox_targets'][0]
         self.record_task_loss(losses)
 
         with torch.no_grad():
-            t_results = self.teacher.roi_head._bbox_forward(
-                self.teacher.extract_feat(inputs), rois)
+            t_results = self.teacher.roi_head._bbox_forward(self.teacher.extract_feat(inputs), rois)
         s_cls, t_cls = s_results['cls_score'], t_results['cls_score']
         temperatures, stats = self.choose_temperatures(s_cls, t_cls, roi_labels)
         if s_cls.shape[0] == 0:
@@ -204,8 +240,9 @@ class TwoStageDetDistiller(BaseDistiller):
         else:
             losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures)
         if self.reg_kd_loss is not None:
-            losses['loss_reg_kd'] = self._reg_kd(s_results['bbox_pred'], t_results['bbox_pred'],
-                                                 roi_labels)
+            losses['loss_reg_kd'] = self._reg_kd(
+                s_results['bbox_pred'], t_results['bbox_pred'], roi_labels
+            )
         losses['num_kd_instances'] = s_cls.new_tensor(float(s_cls.shape[0]))
         losses.update(stats)
         return losses
@@ -236,8 +273,7 @@ def _class_deltas(pred: Tensor, labels: Tensor, bbox_head) -> Tensor:
     [P, 4 * C] predictions of ``bbox_head``."""
     if bbox_head.reg_class_agnostic:
         return pred
-    return pred.view(pred.shape[0], bbox_head.num_classes, -1)[torch.arange(pred.shape[0]),
-                                                                labels]
+    return pred.view(pred.shape[0], bbox_head.num_classes, -1)[torch.arange(pred.shape[0]), labels]
 
 
 def _as_list(value):

@@ -1,0 +1,53 @@
+# CIFAR-100, a wide-to-thin pair of mmpretrain's CIFAR ResNets in the spirit of the papers'
+# ResNet32x4 -> ResNet8x4: ResNet-50 (CIFAR stem) teacher, ResNet-18 at half width student.
+# Needs data/cifar100 (mmpretrain's CIFAR100 layout) and a trained teacher checkpoint.
+_base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar100.py']
+custom_imports = dict(imports=['rlkd_mm'], allow_failed_imports=False)
+default_scope = 'mmpretrain'
+
+teacher = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ResNet_CIFAR', depth=50, num_stages=4, out_indices=(3, ), style='pytorch'),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=2048,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+student = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='ResNet_CIFAR',
+        depth=18,
+        stem_channels=32,
+        base_channels=32,
+        num_stages=4,
+        out_indices=(3, ),
+        style='pytorch'),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=256,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+
+model = dict(
+    _delete_=True,
+    type='rlkd_mm.ClassifierDistiller',
+    student=student,
+    teacher=teacher,
+    teacher_ckpt='checkpoints/cifar100/resnet50_cifar100.pth',
+    temperature=dict(
+        type='rlkd_mm.RLTemperature', t_min=1.0, t_max=10.0, t_init=4.0, warmup_temperature=4.0),
+    kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0),
+    data_preprocessor=dict(
+        type='ClsDataPreprocessor',
+        num_classes=100,
+        mean=[129.304, 124.070, 112.434],
+        std=[68.170, 65.392, 70.418],
+        to_rgb=False))
+optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
+# 391 iterations per epoch at batch 128 (8 x 16): agent acts after one epoch
+custom_hooks = [
+    dict(type='rlkd_mm.RLKDHook', update_interval=16, warmup_iters=391, reward_ema=0.9),
+]

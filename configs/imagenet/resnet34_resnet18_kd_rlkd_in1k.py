@@ -1,0 +1,21 @@
+# ImageNet-1k, ResNet-34 -> ResNet-18 with RLKD temperatures, on mmpretrain's own configs.
+# Needs data/imagenet and a ResNet-34 checkpoint (e.g. mmpretrain's released one, downloaded
+# beforehand; nothing is downloaded at run time).
+_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py']
+custom_imports = dict(imports=['rlkd_mm'], allow_failed_imports=False)
+default_scope = 'mmpretrain'
+
+model = dict(
+    _delete_=True,
+    type='rlkd_mm.ClassifierDistiller',
+    student='mmpretrain::resnet/resnet18_8xb32_in1k.py',
+    teacher='mmpretrain::resnet/resnet34_8xb32_in1k.py',
+    teacher_ckpt='checkpoints/imagenet/resnet34_8xb32_in1k.pth',
+    temperature=dict(
+        type='rlkd_mm.RLTemperature', t_min=1.0, t_max=10.0, t_init=4.0, warmup_temperature=4.0),
+    kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0))
+optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
+# 5005 iterations per epoch at batch 256 (8 x 32): agent acts after 1000 iterations
+custom_hooks = [
+    dict(type='rlkd_mm.RLKDHook', update_interval=16, warmup_iters=1000, reward_ema=0.9),
+]

@@ -1,0 +1,100 @@
+"""Shared helpers of the benchmark and demo scripts: cached teachers, one train+test run per
+subprocess, mean ± std tables."""
+import hashlib
+import json
+import os
+import os.path as osp
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CACHE = os.environ.get('RLKD_MM_CACHE', osp.join(osp.expanduser('~'), '.cache', 'rlkd_mm'))
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def config_digest(config: str, extra: Sequence[str] = ()) -> str:
+    """Hash of a config as mmengine resolves it (its bases included) plus ``extra`` strings."""
+    from mmengine.config import Config
+    text = Config.fromfile(config).pretty_text + '\n'.join(extra)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_one(config: str,
+            work_dir: str,
+            seed: int,
+            cfg_options: Sequence[str] = (),
+            log_file: Optional[str] = None) -> Dict[str, float]:
+    """Train ``config`` with ``seed`` in a subprocess, then evaluate the final model on the
+    test split; returns the test metrics (read back from ``work_dir/final_metrics.json``)."""
+    os.makedirs(work_dir, exist_ok=True)
+    cmd = [
+        _python(),
+        osp.join(ROOT, 'tools', 'benchmark', 'run_one.py'), config, '--work-dir', work_dir,
+        '--seed',
+        str(seed)
+    ]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    log_file = log_file or osp.join(work_dir, 'run.log')
+    start = time.time()
+    with open(log_file, 'w') as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        with open(log_file) as f:
+            tail = f.read()[-4000:]
+        raise RuntimeError(f'run failed ({" ".join(cmd)}); log {log_file}:\n{tail}')
+    with open(osp.join(work_dir, 'final_metrics.json')) as f:
+        metrics = json.load(f)
+    metrics['wall_s'] = time.time() - start
+    return metrics
+
+
+def ensure_teacher(config: str, ckpt_path: str, metric_key: str,
+                   cfg_options: Sequence[str] = ()) -> Dict[str, float]:
+    """Make ``ckpt_path`` hold a teacher trained with ``config`` (seed 0).
+
+    Trained teachers are cached in ``$RLKD_MM_CACHE/teachers`` under the hash of the resolved
+    config, so a second call (or another checkout) reuses them. Returns the teacher's test
+    metrics and training time as recorded when it was trained.
+    """
+    digest = config_digest(config, cfg_options)
+    name = osp.splitext(osp.basename(config))[0]
+    cache_dir = osp.join(CACHE, 'teachers', f'{name}-{digest}')
+    cached_ckpt = osp.join(cache_dir, 'teacher.pth')
+    cached_metrics = osp.join(cache_dir, 'metrics.json')
+    if not (osp.isfile(cached_ckpt) and osp.isfile(cached_metrics)):
+        work_dir = osp.join(ROOT, 'work_dirs', 'teachers', name)
+        print(f'[teacher] training {name} (cached afterwards in {cache_dir})', flush=True)
+        metrics = run_one(config, work_dir, seed=0, cfg_options=cfg_options)
+        os.makedirs(cache_dir, exist_ok=True)
+        shutil.copyfile(osp.join(work_dir, 'final_model.pth'), cached_ckpt)
+        with open(cached_metrics, 'w') as f:
+            json.dump(metrics, f, indent=1, sort_keys=True)
+    else:
+        print(f'[teacher] reusing cached {name} from {cache_dir}', flush=True)
+    os.makedirs(osp.dirname(osp.abspath(ckpt_path)), exist_ok=True)
+    shutil.copyfile(cached_ckpt, ckpt_path)
+    with open(cached_metrics) as f:
+        metrics = json.load(f)
+    if metric_key not in metrics:
+        raise KeyError(f'cached teacher metrics lack {metric_key}: {sorted(metrics)}')
+    return metrics
+
+
+def mean_std(values: List[float]) -> str:
+    if len(values) == 1:
+        return f'{values[0]:.2f}'
+    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(lines)

@@ -1,0 +1,44 @@
+"""Train a config, then evaluate the *final* model on the test split.
+
+Writes ``final_metrics.json`` (test metrics of the last epoch's weights, never a selected
+"best" epoch) and ``final_model.pth`` (the trained model's state dict) into the work dir.
+"""
+import argparse
+import json
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import rlkd_mm  # noqa: F401
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir
+    cfg.randomness = dict(seed=args.seed, deterministic=False)
+    # only the final weights matter here; skip intermediate checkpoints and validation
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
+    cfg.train_cfg.val_interval = 10**9
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(seed=args.seed)),
+               osp.join(args.work_dir, 'final_model.pth'))
+    with open(osp.join(args.work_dir, 'final_metrics.json'), 'w') as f:
+        json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1, sort_keys=True)
+
+
+if __name__ == '__main__':
+    main()

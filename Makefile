@@ -16,11 +16,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) tools/demo.py
 
+# One thread per process: the tests use tiny models (and start training subprocesses), where
+# more threads only add contention on a 2-core machine.
 test: $(STAMP)
-	$(PY) -m pytest -q -ra tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -ra -m "not slow" tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -m "not slow" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rlkd_mm tools tests configs setup.py

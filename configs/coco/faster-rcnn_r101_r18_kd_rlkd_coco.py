@@ -11,7 +11,7 @@ _base_ = './faster-rcnn_r18_fpn_1x_coco.py'
 model = dict(
     _delete_=True,
     type='rlkd_mm.TwoStageDetDistiller',
-    student='configs/coco/faster-rcnn_r18_fpn_1x_coco.py',
+    student='{{fileDirname}}/faster-rcnn_r18_fpn_1x_coco.py',
     teacher='mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
     teacher_ckpt='checkpoints/faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth',
     temperature=dict(type='rlkd_mm.RLTemperature', score_type='softmax'),

@@ -11,7 +11,7 @@ reg_max = 16
 model = dict(
     _delete_=True,
     type='rlkd_mm.SingleStageDetDistiller',
-    student='configs/coco/gfl_r18_fpn_1x_coco.py',
+    student='{{fileDirname}}/gfl_r18_fpn_1x_coco.py',
     teacher='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
     teacher_ckpt='checkpoints/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth',
     # range around mmdet's LD temperature (10); the warm-up uses exactly that T

@@ -1,16 +1,17 @@
 # DigitsDet KD: GFL ResNet-18 teacher -> quarter-width GFL student with LD on the box-side
 # distributions and sigmoid KD on the class scores of the positive priors, one fixed temperature
 # (T = 4, the initial mean temperature of the RLKD agent, so the runs start alike).
-# Train the teacher first: python tools/train.py configs/digits/det_teacher_gfl.py
+# The teacher checkpoint: train configs/digits/det_teacher_gfl.py and copy its last checkpoint to
+# checkpoints/digits/det_teacher_gfl.pth, or pass --cfg-options model.teacher_ckpt=<path>.
 _base_ = ['./det_student_gfl.py']
 
 reg_max = 16  # of det_teacher_gfl.py / det_student_gfl.py
 model = dict(
     _delete_=True,
     type='rlkd_mm.SingleStageDetDistiller',
-    student='configs/digits/det_student_gfl.py',
-    teacher='configs/digits/det_teacher_gfl.py',
-    teacher_ckpt='work_dirs/det_teacher_gfl/epoch_12.pth',
+    student='{{fileDirname}}/det_student_gfl.py',
+    teacher='{{fileDirname}}/det_teacher_gfl.py',
+    teacher_ckpt='checkpoints/digits/det_teacher_gfl.pth',
     temperature=dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
     cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
     # mmdet's LD weight (0.25) with the KL summed instead of averaged over the R + 1 bins

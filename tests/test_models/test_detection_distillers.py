@@ -373,9 +373,9 @@ def as_float(value):
 
 
 def positives_by_image_and_level(distiller, data):
-    """The student's positives, found image by image and level by level (independently of the
-    distiller's flattening): lists of (cls logits [C], box logits [4 * (R + 1)] | None, label)
-    for student and teacher."""
+    """The student's positive priors, found image by image and level by level (independently of
+    the distiller's flattening), as tuples (student cls logits [C], teacher cls logits [C],
+    student box outputs, teacher box outputs, label)."""
     from mmdet.models.utils import unpack_gt_instances
 
     inputs, samples = data['inputs'], data['data_samples']

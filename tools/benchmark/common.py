@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark and demo scripts: cached teachers, one train+test run per
 subprocess, mean ± std tables."""
+
 import hashlib
 import json
 import os
@@ -22,23 +23,29 @@ def _python() -> str:
 def config_digest(config: str, extra: Sequence[str] = ()) -> str:
     """Hash of a config as mmengine resolves it (its bases included) plus ``extra`` strings."""
     from mmengine.config import Config
+
     text = Config.fromfile(config).pretty_text + '\n'.join(extra)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def run_one(config: str,
-            work_dir: str,
-            seed: int,
-            cfg_options: Sequence[str] = (),
-            log_file: Optional[str] = None) -> Dict[str, float]:
+def run_one(
+    config: str,
+    work_dir: str,
+    seed: int,
+    cfg_options: Sequence[str] = (),
+    log_file: Optional[str] = None,
+) -> Dict[str, float]:
     """Train ``config`` with ``seed`` in a subprocess, then evaluate the final model on the
     test split; returns the test metrics (read back from ``work_dir/final_metrics.json``)."""
     os.makedirs(work_dir, exist_ok=True)
     cmd = [
         _python(),
-        osp.join(ROOT, 'tools', 'benchmark', 'run_one.py'), config, '--work-dir', work_dir,
+        osp.join(ROOT, 'tools', 'benchmark', 'run_one.py'),
+        config,
+        '--work-dir',
+        work_dir,
         '--seed',
-        str(seed)
+        str(seed),
     ]
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
@@ -56,8 +63,9 @@ def run_one(config: str,
     return metrics
 
 
-def ensure_teacher(config: str, ckpt_path: str, metric_key: str,
-                   cfg_options: Sequence[str] = ()) -> Dict[str, float]:
+def ensure_teacher(
+    config: str, ckpt_path: str, metric_key: str, cfg_options: Sequence[str] = ()
+) -> Dict[str, float]:
     """Make ``ckpt_path`` hold a teacher trained with ``config`` (seed 0).
 
     Trained teachers are cached in ``$RLKD_MM_CACHE/teachers`` under the hash of the resolved

@@ -6,6 +6,7 @@ and writes it with the raw numbers to ``--out``.
 
     python tools/benchmark/digits_cls_table.py --seeds 0 1 2
 """
+
 import argparse
 import json
 import os
@@ -58,13 +59,17 @@ def main():
             metrics = run_one(osp.join(ROOT, config), work_dir, seed, extra)
             values.append(metrics[METRIC])
             times.append(metrics['wall_s'])
-            print(f'{name:24s} seed {seed}: top-1 {metrics[METRIC]:.2f} '
-                  f'({metrics["wall_s"]:.0f} s)', flush=True)
+            print(
+                f'{name:24s} seed {seed}: top-1 {metrics[METRIC]:.2f} ({metrics["wall_s"]:.0f} s)',
+                flush=True,
+            )
         results[name] = dict(config=config, values=values, wall_s=times)
-        rows.append((name, config, mean_std(values), str(len(values)),
-                     f'{sum(times) / len(times):.0f}'))
+        rows.append(
+            (name, config, mean_std(values), str(len(values)), f'{sum(times) / len(times):.0f}')
+        )
     table = markdown_table(
-        ['method', 'config', 'top-1 (%) test, final epoch', 'seeds', 's / run'], rows)
+        ['method', 'config', 'top-1 (%) test, final epoch', 'seeds', 's / run'], rows
+    )
     print(table)
     os.makedirs(osp.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:

@@ -3,6 +3,7 @@
 Writes ``final_metrics.json`` (test metrics of the last epoch's weights, never a selected
 "best" epoch) and ``final_model.pth`` (the trained model's state dict) into the work dir.
 """
+
 import argparse
 import json
 import os.path as osp
@@ -34,8 +35,18 @@ def main():
     runner.train()
     metrics = runner.test()
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(seed=args.seed)),
-               osp.join(args.work_dir, 'final_model.pth'))
+    torch.save(
+        dict(state_dict=model.state_dict(), meta=dict(seed=args.seed)),
+        osp.join(args.work_dir, 'final_model.pth'),
+    )
+    policy = getattr(model, 'temperature', None)
+    if hasattr(policy, 'dump'):  # RLTemperature's per-instance record, for tools/analysis
+        from rlkd_mm.temperature.rl import DUMP_COLUMNS
+
+        torch.save(
+            dict(columns=DUMP_COLUMNS, rows=policy.dump()),
+            osp.join(args.work_dir, 'temperature_dump.pth'),
+        )
     with open(osp.join(args.work_dir, 'final_metrics.json'), 'w') as f:
         json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1, sort_keys=True)
 

@@ -93,7 +93,7 @@ class SingleStageDetDistiller(BaseDistiller):
         ...     type='rlkd_mm.SingleStageDetDistiller',
         ...     student='configs/digits/det_student_gfl.py',
         ...     teacher='configs/digits/det_teacher_gfl.py',
-        ...     teacher_ckpt='work_dirs/det_teacher_gfl/epoch_12.pth',
+        ...     teacher_ckpt='checkpoints/digits/det_teacher_gfl.pth',
         ...     temperature=dict(type='rlkd_mm.RLTemperature'),
         ...     cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
         ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25))

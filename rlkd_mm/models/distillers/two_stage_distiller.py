@@ -86,7 +86,7 @@ class TwoStageDetDistiller(BaseDistiller):
         ...     type='rlkd_mm.TwoStageDetDistiller',
         ...     student='configs/digits/frcnn_student.py',
         ...     teacher='configs/digits/frcnn_teacher.py',
-        ...     teacher_ckpt='work_dirs/frcnn_teacher/epoch_12.pth',
+        ...     teacher_ckpt='checkpoints/digits/frcnn_teacher.pth',
         ...     temperature=dict(type='rlkd_mm.RLTemperature'),
         ...     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0))
     """

@@ -29,7 +29,7 @@ PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install -q -r "$ROOT/requirements/build.txt"
 # mmcv's setup.py imports pkg_resources (setuptools<70). torch declares a newer setuptools that
 # it only needs for torch.utils.cpp_extension on Python >= 3.12, so pip's warning is expected.
-"${PIP[@]}" install -q "setuptools<70" 2>&1 | grep -v "incompatible" || true
+"${PIP[@]}" install -q "setuptools<70" 2>&1 | grep -v "incompatible\|dependency resolver\|dependency conflicts" || true
 
 if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
   log "building mmcv $MMCV_VERSION against torch $TORCH_VERSION (about 12 minutes on 2 cores)"
@@ -53,8 +53,12 @@ fi
   -r "$ROOT/requirements/tests.txt"
 # The resolver above may lift setuptools to a release without pkg_resources, which mmengine's
 # package lookup and openmim import; torch only needs a newer one on Python >= 3.12.
-"${PIP[@]}" install -q "setuptools<70" 2>&1 | grep -v "incompatible" || true
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+"${PIP[@]}" install -q "setuptools<70" 2>&1 | grep -v "incompatible\|dependency resolver\|dependency conflicts" || true
+# A develop install (egg-link to this checkout): openmim locates a package's .mim folder through
+# pkg_resources, which sees a PEP 660 editable install in site-packages, where it is not.
+"${PIP[@]}" uninstall -q -y rlkd_mm >/dev/null 2>&1 || true
+(cd "$ROOT" && "$VENV/bin/python" setup.py -q develop --no-deps >/dev/null 2>&1) || \
+  (cd "$ROOT" && "$VENV/bin/python" setup.py develop --no-deps)
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmpretrain, rlkd_mm; print('stack ok', mmcv.__version__)"
 echo "$REQ_HASH" > "$STAMP"
 log "ready: $VENV"

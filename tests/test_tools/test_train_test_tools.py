@@ -1,4 +1,5 @@
 """End-to-end runs of tools/train.py and tools/test.py on tiny subsets of the embedded data."""
+
 import os.path as osp
 import subprocess
 import sys
@@ -11,11 +12,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def run_tool(*args, timeout=900):
-    proc = subprocess.run([sys.executable, *args],
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -43,7 +42,8 @@ def small_det_config(tmp_path, data_root):
         loader.persistent_workers = False
     for split in ('val', 'test'):
         cfg[f'{split}_evaluator'].ann_file = osp.join(
-            data_root, f'annotations/instances_{split}.json')
+            data_root, f'annotations/instances_{split}.json'
+        )
     cfg.train_cfg.max_epochs = 1
     cfg.train_cfg.val_interval = 1
     # a model trained for two iterations scores nothing above the usual threshold; keep every
@@ -64,13 +64,27 @@ def test_cls_train_test_resume(tmp_path):
     state = torch.load(ckpt)
     assert state['meta']['epoch'] == 1 and 'message_hub' in state
 
-    out = run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(tmp_path / 'test'), '--out',
-                   str(tmp_path / 'preds.pkl'))
+    out = run_tool(
+        'tools/test.py',
+        cfg,
+        ckpt,
+        '--work-dir',
+        str(tmp_path / 'test'),
+        '--out',
+        str(tmp_path / 'preds.pkl'),
+    )
     assert 'accuracy/top1' in out
     assert osp.isfile(tmp_path / 'preds.pkl')
 
-    out = run_tool('tools/train.py', cfg, '--work-dir', work, '--resume', '--cfg-options',
-                   'train_cfg.max_epochs=2')
+    out = run_tool(
+        'tools/train.py',
+        cfg,
+        '--work-dir',
+        work,
+        '--resume',
+        '--cfg-options',
+        'train_cfg.max_epochs=2',
+    )
     assert 'resumed epoch: 1' in out
     assert torch.load(osp.join(work, 'epoch_2.pth'))['meta']['epoch'] == 2
 
@@ -78,13 +92,15 @@ def test_cls_train_test_resume(tmp_path):
 @pytest.mark.slow
 def test_det_train_test(tmp_path):
     from rlkd_mm.datasets.digits_det import make_digits_det
+
     data_root = str(tmp_path / 'digits_det')
     make_digits_det(data_root, num_train=16, num_val=8, num_test=8)
     cfg = small_det_config(tmp_path, data_root + '/')
     work = str(tmp_path / 'work')
     run_tool('tools/train.py', cfg, '--work-dir', work)
-    out = run_tool('tools/test.py', cfg, osp.join(work, 'epoch_1.pth'), '--work-dir',
-                   str(tmp_path / 'test'))
+    out = run_tool(
+        'tools/test.py', cfg, osp.join(work, 'epoch_1.pth'), '--work-dir', str(tmp_path / 'test')
+    )
     assert 'coco/bbox_mAP' in out
 
 
@@ -92,6 +108,7 @@ def test_missing_data_names_the_path(tmp_path):
     from mmengine.registry import init_default_scope
 
     from rlkd_mm.registry import DATASETS
+
     cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/det_student_gfl.py'))
     dataset_cfg = cfg.train_dataloader.dataset
     dataset_cfg.data_root = str(tmp_path / 'absent') + '/'
@@ -102,8 +119,44 @@ def test_missing_data_names_the_path(tmp_path):
 
 def test_missing_checkpoint_in_test_tool(tmp_path):
     proc = subprocess.run(
-        [sys.executable, 'tools/test.py', 'configs/digits/cls_student_cnn.py',
-         str(tmp_path / 'none.pth')],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            'tools/test.py',
+            'configs/digits/cls_student_cnn.py',
+            str(tmp_path / 'none.pth'),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert 'none.pth' in proc.stderr
+
+
+@pytest.mark.slow
+def test_mim_train_from_the_installed_package(tmp_path):
+    """`mim train rlkd_mm configs/...` finds the config and tools through the package's .mim."""
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    proc = subprocess.run(
+        [
+            mim,
+            'train',
+            'rlkd_mm',
+            'configs/digits/cls_student_cnn.py',
+            '--gpus',
+            '0',
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--cfg-options',
+            'train_cfg.max_epochs=1',
+            'train_dataloader.dataset.indices=32',
+            'val_dataloader.dataset.indices=16',
+        ],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')

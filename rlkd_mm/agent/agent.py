@@ -43,12 +43,21 @@ class RLKDAgent:
     reward is decomposed into calibrated instance rewards ``r_i = g_i + (R_k - sum_j g_j) / B``,
     advantages bootstrap from the next iteration's batch-mean value
     ``A_i = r_i + gamma * mean_j V(s_{k+1, j}) - V(s_i)``, and a clipped PPO objective with a
-    value loss and an entropy bonus is optimised for ``ppo_epochs`` minibatch epochs.
+    value loss and an entropy bonus is optimised for ``ppo_epochs`` minibatch epochs. After each
+    optimizer step ``log_std`` is clamped to ``[LOG_STD_MIN, LOG_STD_MAX]``.
+
+    Calibration safeguard: the reward model is fitted on the older batches of the reward window
+    and validated on the newest ``reward_holdout`` fraction; unless its batch sums predict the
+    held-out batch rewards better than a constant (``R^2 > calibration_min_r2``), the batch
+    reward is split equally, ``r_i = R_k / B`` (also exactly sum-preserving). The choice is
+    kept in ``calibration_learned`` and reported by :meth:`update`.
 
     Efficient exploration: during the first ``explore_updates`` updates (phase 0), only
     high-quality instances get exploration noise (the others take the mean action), and PPO
     minibatches are drawn from the high-quality instances first; afterwards (phase 1) every
-    instance explores and takes part.
+    instance explores and takes part. Each step records which instances were explored (noise
+    applied); only those enter the PPO policy and entropy terms (and the advantage
+    normalisation), while all instances train the critic.
 
     Determinism: network initialisation uses ``seed`` without touching the global RNG. Minibatch
     sampling uses a dedicated CPU generator seeded with ``seed`` (identical on all DDP ranks, so
@@ -77,13 +86,28 @@ class RLKDAgent:
         hq_tau (float): teacher-confidence threshold of high-quality instances, in [0, 1]. The
             agent does not compute the mask itself; adapters read this value.
         explore_updates (int): length of the exploration phase, in agent updates.
-        reward_model_lr (float): Adam learning rate of the reward model.
-        reward_model_steps (int): full-batch reward-model steps per update.
+        reward_model_lr (float): Adam learning rate of the reward model. Defaults to 3e-3.
+        reward_model_steps (int): full-batch reward-model steps per update. Defaults to 50:
+            with fewer (e.g. 10 at lr 1e-3) ``g`` stays underfitted and its spurious slopes
+            made calibrated rewards worse than the equal split in a synthetic test.
         reward_window (int): number of recent batches the reward model is fitted on.
         buffer_size (int): maximum number of iterations kept in the rollout buffer.
         init_log_std (float): initial log standard deviation of the pre-squash action.
         norm_clip (float): clip of the normalised states.
         seed (int): seed of the networks and of the minibatch (and default action) generator.
+        progress_column (int, optional): index of the training-progress column of the state.
+            It is not standardised with the running statistics (which always lag behind a
+            drifting column and would make it nearly constant) but mapped to ``2p - 1``.
+            ``RLTemperature`` sets it. None: every column is standardised.
+        reward_holdout (float): fraction of the most recent reward-window batches held out
+            from the reward-model fit to validate it, in (0, 1). Defaults to 0.25.
+        calibration_min_r2 (float): the learned reward model is used for calibration only when
+            its held-out R^2 (against a constant predictor, the mean training-batch reward)
+            exceeds this; otherwise the batch reward is split equally, ``r_i = R_k / B``.
+            Defaults to 0. ``-inf`` always uses the learned model (no safeguard): with very
+            noisy batch rewards the held-out R^2 is rarely positive even for a useful ``g``.
+        reward_model_weight_decay (float): L2 weight decay of the reward model's Adam, >= 0.
+            Defaults to 0.
     """
 
     def __init__(
@@ -103,13 +127,17 @@ class RLKDAgent:
         max_grad_norm: float = 0.5,
         hq_tau: float = 0.5,
         explore_updates: int = 10,
-        reward_model_lr: float = 1e-3,
-        reward_model_steps: int = 10,
+        reward_model_lr: float = 3e-3,
+        reward_model_steps: int = 50,
         reward_window: int = 32,
         buffer_size: int = 64,
         init_log_std: float = math.log(0.5),
         norm_clip: float = 5.0,
         seed: int = 0,
+        progress_column: Optional[int] = None,
+        reward_holdout: float = 0.25,
+        calibration_min_r2: float = 0.0,
+        reward_model_weight_decay: float = 0.0,
     ) -> None:
         check_squash_range(t_min, t_max, t_init)
         _check(isinstance(state_dim, int) and state_dim > 0, 'state_dim', state_dim, 'an int > 0')
@@ -159,6 +187,26 @@ class RLKDAgent:
         )
         _check(norm_clip > 0, 'norm_clip', norm_clip, '> 0')
         _check(isinstance(seed, int), 'seed', seed, 'an int')
+        _check(
+            progress_column is None
+            or (isinstance(progress_column, int) and 0 <= progress_column < state_dim),
+            'progress_column',
+            progress_column,
+            f'None or an int in [0, {state_dim})',
+        )
+        _check(0.0 < reward_holdout < 1.0, 'reward_holdout', reward_holdout, 'in (0, 1)')
+        _check(
+            not math.isnan(float(calibration_min_r2)),
+            'calibration_min_r2',
+            calibration_min_r2,
+            'a number (not NaN)',
+        )
+        _check(
+            reward_model_weight_decay >= 0,
+            'reward_model_weight_decay',
+            reward_model_weight_decay,
+            '>= 0',
+        )
         self.config = dict(
             state_dim=state_dim,
             t_min=float(t_min),
@@ -182,6 +230,10 @@ class RLKDAgent:
             init_log_std=init_log_std,
             norm_clip=norm_clip,
             seed=seed,
+            progress_column=progress_column,
+            reward_holdout=reward_holdout,
+            calibration_min_r2=calibration_min_r2,
+            reward_model_weight_decay=reward_model_weight_decay,
         )
         self.state_dim = state_dim
         self.t_min, self.t_max = float(t_min), float(t_max)
@@ -197,15 +249,26 @@ class RLKDAgent:
         self.reward_model_steps = reward_model_steps
         self.buffer_size = buffer_size
         self.seed = seed
+        self.reward_holdout = float(reward_holdout)
+        self.calibration_min_r2 = float(calibration_min_r2)
 
         # Seeded initialisation that leaves the global RNG (the student's stream) untouched.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net = ActorCritic(state_dim, hidden_dim, t_min, t_max, t_init, init_log_std)
             self.reward_model = RewardModel(state_dim, hidden_dim)
-        self.norm = RunningNorm(state_dim, clip=norm_clip)
+        # Progress drifts over training: a fixed map 2p - 1 keeps it informative.
+        fixed = None if progress_column is None else {progress_column: (0.5, 0.5)}
+        self.norm = RunningNorm(state_dim, clip=norm_clip, fixed_columns=fixed)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.reward_optimizer = torch.optim.Adam(self.reward_model.parameters(), lr=reward_model_lr)
+        self.reward_optimizer = torch.optim.Adam(
+            self.reward_model.parameters(),
+            lr=reward_model_lr,
+            weight_decay=reward_model_weight_decay,
+        )
+        # 1.0 when the last reward-model fit beat a constant predictor on held-out batches and
+        # is used for calibration, else 0.0 (equal split). A tensor so that DDP can broadcast it.
+        self.calibration_learned = torch.zeros((), dtype=torch.float32)
         self.buffer = RolloutBuffer(buffer_size)
         # (raw_states [B, D], rescaled actions [B], batch reward) of recent batches.
         self.reward_window: deque = deque(maxlen=reward_window)
@@ -232,13 +295,34 @@ class RLKDAgent:
         """Reseed the action-noise generator (e.g. differently on each DDP rank)."""
         self.action_generator.manual_seed(int(seed))
 
-    def tensors_to_sync(self) -> List[Tensor]:
-        """Every parameter and statistic that must be equal on all ranks."""
-        return (
+    def tensors_to_sync(self, include_optimizer: bool = False) -> List[Tensor]:
+        """Every parameter and statistic that must be equal on all ranks.
+
+        The tensors share storage with the agent, so broadcasting them in place synchronises
+        the agent.
+
+        Args:
+            include_optimizer (bool): also return the optimizers' per-parameter state tensors
+                (Adam moments; not the CPU step counters, which agree anyway). Only valid when
+                every rank has made the same number of optimizer steps (e.g. right after an
+                update), since the state is created lazily by the first step.
+        """
+        tensors = (
             list(self.net.state_dict().values())
             + list(self.reward_model.state_dict().values())
             + list(self.norm.state_dict().values())
+            + [self.calibration_learned]
         )
+        if include_optimizer:
+            for optimizer, module in (
+                (self.optimizer, self.net),
+                (self.reward_optimizer, self.reward_model),
+            ):
+                for param in module.parameters():
+                    for key, value in sorted(optimizer.state.get(param, {}).items()):
+                        if isinstance(value, Tensor) and key != 'step':
+                            tensors.append(value)
+        return tensors
 
     def parameters(self) -> List[Tensor]:
         """Learnable parameters of the actor-critic and of the reward model."""
@@ -250,6 +334,7 @@ class RLKDAgent:
         self.net.to(device)
         self.reward_model.to(device)
         self.norm.to(device)
+        self.calibration_learned = self.calibration_learned.to(device)
         for optimizer in (self.optimizer, self.reward_optimizer):
             for state in optimizer.state.values():
                 for key, value in state.items():
@@ -273,7 +358,8 @@ class RLKDAgent:
         Args:
             raw_states (Tensor): ``[N, D]`` states from ``instance_state``.
             hq_mask (Tensor): ``[N]`` bool, high-quality instances.
-            deterministic (bool): take the mean action for every instance.
+            deterministic (bool): take the mean action for every instance (the step then has
+                no explored instance and does not enter the PPO policy loss).
 
         Returns:
             tuple[Tensor, AgentStep]: temperatures ``[N]`` in ``[t_min, t_max]`` (float32, on
@@ -293,11 +379,15 @@ class RLKDAgent:
         mu, values = self.net(states)
         if deterministic:
             actions = mu
+            explored = torch.zeros_like(hq)
         else:
             noise = torch.randn(num, generator=self.action_generator).to(device)
             if self.exploring:
                 # Non-high-quality instances take exactly the mean action in phase 0.
+                explored = hq
                 noise = torch.where(hq, noise, torch.zeros_like(noise))
+            else:
+                explored = torch.ones_like(hq)
             actions = mu + self.net.std * noise
         log_probs = self.net.distribution(mu).log_prob(actions)
         temperatures = self.net.squash(actions)
@@ -309,6 +399,7 @@ class RLKDAgent:
             values=values,
             hq_mask=hq,
             temperatures=temperatures,
+            explored=explored,
         )
         return temperatures, step
 
@@ -356,38 +447,81 @@ class RLKDAgent:
         self.buffer.append(Transition(step.to(device), batch_reward, next_states, instance_rewards))
 
     # ------------------------------------------------------------------ learning
-    def _fit_reward_model(self) -> float:
-        if not self.reward_window or self.reward_model_steps == 0:
-            return 0.0
+    def _fit_reward_model(self) -> Tuple[float, float]:
+        """Fit ``g`` on the older batches of the reward window and validate it on the newest.
+
+        The newest ``reward_holdout`` fraction of the window (at least one batch) is held out;
+        ``g`` is fitted on the rest, and its batch sums are compared on the held-out batches
+        with a constant predictor (the mean reward of the fitted batches):
+        ``R^2 = 1 - SSE(g) / SSE(const)``. A reward model fitted on batch sums over a short
+        window can pick up spurious slopes that make calibrated rewards worse than the equal
+        split; so ``calibration_learned`` is set only when ``R^2 > calibration_min_r2``.
+
+        Returns:
+            tuple[float, float]: last training loss and held-out R^2 (both 0 when the window
+            holds fewer than two batches or ``reward_model_steps == 0``; no learned
+            calibration then).
+        """
+        self.calibration_learned.fill_(0.0)
+        num_batches = len(self.reward_window)
+        if num_batches < 2 or self.reward_model_steps == 0:
+            return 0.0, 0.0
+        device = self.device
+        num_holdout = min(max(1, round(num_batches * self.reward_holdout)), num_batches - 1)
+        num_fit = num_batches - num_holdout
         raw = torch.cat([s for s, _, _ in self.reward_window])
         states = self.norm.normalize(raw)
         actions = torch.cat([u for _, u, _ in self.reward_window])
-        sizes = torch.tensor([u.numel() for _, u, _ in self.reward_window], device=self.device)
+        size_list = [u.numel() for _, u, _ in self.reward_window]
         batch_index = torch.repeat_interleave(
-            torch.arange(len(self.reward_window), device=self.device), sizes
+            torch.arange(num_batches, device=device), torch.tensor(size_list, device=device)
         )
         rewards = torch.tensor(
-            [r for _, _, r in self.reward_window], dtype=torch.float32, device=self.device
+            [r for _, _, r in self.reward_window], dtype=torch.float32, device=device
         )
+        # The window is ordered oldest first: the fitted batches are a prefix.
+        cut = sum(size_list[:num_fit])
+        fit_args = (states[:cut], actions[:cut], batch_index[:cut], rewards[:num_fit])
         loss = states.new_zeros(())
         for _ in range(self.reward_model_steps):
-            loss = self.reward_model.batch_loss(states, actions, batch_index, rewards)
+            loss = self.reward_model.batch_loss(*fit_args)
             self.reward_optimizer.zero_grad()
             loss.backward()
             self.reward_optimizer.step()
-        return float(loss.detach())
+        with torch.no_grad():
+            contributions = self.reward_model(states[cut:], actions[cut:])
+            sums = contributions.new_zeros(num_holdout).index_add(
+                0, batch_index[cut:] - num_fit, contributions
+            )
+            held_out = rewards[num_fit:]
+            sse_model = ((sums - held_out) ** 2).sum()
+            sse_const = ((held_out - rewards[:num_fit].mean()) ** 2).sum()
+            r2 = 1.0 - sse_model / sse_const.clamp_min(1e-12)
+            self.calibration_learned.copy_((r2 > self.calibration_min_r2).float())
+        return float(loss.detach()), float(r2)
 
     def _rescaled(self, temperatures: Tensor) -> Tensor:
         return (temperatures - self.t_min) / (self.t_max - self.t_min)
 
+    @property
+    def uses_learned_calibration(self) -> bool:
+        """Whether the last reward-model fit passed validation (see ``_fit_reward_model``)."""
+        return bool(self.calibration_learned > 0.5)
+
     @torch.no_grad()
     def calibrated_rewards(self, step: AgentStep, batch_reward: float) -> Tensor:
-        """Instance rewards ``[N]`` of one batch under the current reward model, summing to
-        ``batch_reward`` (see ``calibrate_rewards``)."""
-        contributions = self.reward_model(
-            self.norm.normalize(step.raw_states.to(self.device)),
-            self._rescaled(step.temperatures.to(self.device)),
-        )
+        """Instance rewards ``[N]`` of one batch, summing to ``batch_reward``.
+
+        ``r_i = g_i + (R - sum_j g_j) / N`` (see ``calibrate_rewards``) when the current reward
+        model passed validation, else the equal split ``R / N``.
+        """
+        if self.uses_learned_calibration:
+            contributions = self.reward_model(
+                self.norm.normalize(step.raw_states.to(self.device)),
+                self._rescaled(step.temperatures.to(self.device)),
+            )
+        else:
+            contributions = torch.zeros(step.num, device=self.device)
         return calibrate_rewards(contributions, float(batch_reward))
 
     @torch.no_grad()
@@ -399,9 +533,13 @@ class RLKDAgent:
         sizes: Tensor,
         batch_rewards: Tensor,
     ) -> Tensor:
-        contributions = self.reward_model(
-            self.norm.normalize(steps.raw_states), self._rescaled(steps.temperatures)
-        )
+        if self.uses_learned_calibration:
+            contributions = self.reward_model(
+                self.norm.normalize(steps.raw_states), self._rescaled(steps.temperatures)
+            )
+        else:
+            # Equal split: g = 0 makes the calibration below r_i = R_k / B.
+            contributions = steps.temperatures.new_zeros(steps.num)
         sums = contributions.new_zeros(len(items)).index_add(0, iter_index, contributions)
         residual = (batch_rewards - sums) / sizes.to(contributions.dtype)
         rewards = contributions + residual[iter_index]
@@ -485,12 +623,19 @@ class RLKDAgent:
                 self.reward_window.append(
                     (t.step.raw_states, self._rescaled(t.step.temperatures), t.batch_reward)
                 )
-        reward_model_loss = self._fit_reward_model()
+        reward_model_loss, reward_model_r2 = self._fit_reward_model()
         rewards = self._instance_rewards(items, steps, iter_index, sizes, batch_rewards)
         next_values = self._bootstrap_values(items, steps, iter_index, sizes)
         returns = rewards + self.gamma * next_values[iter_index]
         advantages = returns - steps.values
-        advantages = (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-8)
+        # Only explored instances (noise applied) carry a policy-gradient signal: an instance
+        # that took the mean action was not sampled from the policy, so its ratio/advantage
+        # would bias the policy loss. They still train the critic.
+        policy_weights = steps.explored.to(advantages.dtype)
+        num_explored = policy_weights.sum().clamp_min(1.0)
+        adv_mean = (advantages * policy_weights).sum() / num_explored
+        adv_var = ((advantages - adv_mean) ** 2 * policy_weights).sum() / num_explored
+        advantages = (advantages - adv_mean) / (adv_var.sqrt() + 1e-8)
 
         totals = dict(
             policy_loss=0.0, value_loss=0.0, entropy=0.0, approx_kl=0.0, clip_fraction=0.0
@@ -507,21 +652,28 @@ class RLKDAgent:
                 log_ratio = log_probs - steps.log_probs[idx]
                 ratio = log_ratio.exp()
                 adv = advantages[idx]
+                weight = policy_weights[idx]
+                denom = weight.sum().clamp_min(1.0)
                 clipped = ratio.clamp(1.0 - self.clip_eps, 1.0 + self.clip_eps)
-                policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+                surrogate = torch.min(ratio * adv, clipped * adv)
+                # torch.where, not a product: unexplored terms must not leak even as 0 * inf.
+                policy_loss = -torch.where(weight > 0, surrogate, 0.0).sum() / denom
                 value_loss = F.mse_loss(values, returns[idx])
-                entropy = dist.entropy().mean()
+                entropy = (dist.entropy() * weight).sum() / denom
                 loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
                 self.optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
                 self.optimizer.step()
+                self.net.clamp_log_std_()
                 with torch.no_grad():
                     sums['policy_loss'] += policy_loss.detach()
                     sums['value_loss'] += value_loss.detach()
                     sums['entropy'] += entropy.detach()
-                    sums['approx_kl'] += ((ratio - 1.0) - log_ratio).mean()
-                    sums['clip_fraction'] += ((ratio - 1.0).abs() > self.clip_eps).float().mean()
+                    kl = torch.where(weight > 0, (ratio - 1.0) - log_ratio, 0.0)
+                    sums['approx_kl'] += kl.sum() / denom
+                    clip = ((ratio - 1.0).abs() > self.clip_eps).to(weight.dtype) * weight
+                    sums['clip_fraction'] += clip.sum() / denom
                 num_minibatches += 1
 
         self.norm.update(steps.raw_states)
@@ -530,6 +682,9 @@ class RLKDAgent:
         temperatures = steps.temperatures
         stats.update(
             reward_model_loss=reward_model_loss,
+            reward_model_r2=reward_model_r2,
+            calibration_learned=float(self.calibration_learned),
+            explored_fraction=float(policy_weights.mean()),
             batch_reward=float(batch_rewards.mean()),
             instance_reward=float(rewards.mean()),
             t_mean=float(temperatures.mean()),
@@ -544,7 +699,8 @@ class RLKDAgent:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> Dict[str, Any]:
         """Everything needed to continue exactly: networks, optimizers, normalisation, buffer,
-        reward window, counters and both generators' states (all tensors on the CPU)."""
+        reward window, counters, the calibration choice and both generators' states (all
+        tensors on the CPU)."""
         return dict(
             config=dict(self.config),
             net=_to_cpu(self.net.state_dict()),
@@ -555,6 +711,7 @@ class RLKDAgent:
             buffer=self.buffer.state_dict(),
             reward_window=[(_to_cpu(s), _to_cpu(u), r) for s, u, r in self.reward_window],
             update_count=self.update_count,
+            calibration_learned=float(self.calibration_learned),
             minibatch_generator=self.minibatch_generator.get_state(),
             action_generator=self.action_generator.get_state(),
         )
@@ -579,5 +736,6 @@ class RLKDAgent:
             maxlen=self.reward_window.maxlen,
         )
         self.update_count = int(state['update_count'])
+        self.calibration_learned.fill_(float(state.get('calibration_learned', 0.0)))
         self.minibatch_generator.set_state(state['minibatch_generator'])
         self.action_generator.set_state(state['action_generator'])

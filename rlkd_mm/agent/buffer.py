@@ -21,6 +21,11 @@ class AgentStep:
         values (Tensor): ``[N]`` critic values ``V(s)`` at acting time.
         hq_mask (Tensor): ``[N]`` bool, high-quality instances.
         temperatures (Tensor): ``[N]`` temperatures ``T`` given to the KD loss.
+        explored (Tensor, optional): ``[N]`` bool, instances whose action was sampled with
+            exploration noise. Only these enter the PPO policy and entropy terms; the others
+            (mean action: non-high-quality instances in the exploration phase, deterministic
+            acting) only train the critic. None (e.g. a step saved before this field existed)
+            means all explored.
     """
 
     states: Tensor
@@ -30,6 +35,11 @@ class AgentStep:
     values: Tensor
     hq_mask: Tensor
     temperatures: Tensor
+    explored: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.explored is None:
+            self.explored = torch.ones_like(self.hq_mask, dtype=torch.bool)
 
     @property
     def num(self) -> int:
@@ -52,7 +62,7 @@ class AgentStep:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Tensor]) -> 'AgentStep':
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass

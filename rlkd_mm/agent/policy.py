@@ -27,10 +27,11 @@ class ActorCritic(nn.Module):
 
     The action ``a ~ N(mu(s), sigma^2)`` lives in an unbounded space and is squashed into the
     temperature ``T = t_min + (t_max - t_min) * sigmoid(a)``. ``sigma`` is a learnable,
-    state-independent parameter. Log-probabilities are always those of the pre-squash Gaussian,
-    i.e. of the variable actually sampled; the density of ``T`` itself, with the change of
-    variables, is given by :meth:`log_prob_of_temperature`. PPO ratios are identical in either
-    parameterisation because the Jacobian term cancels.
+    state-independent parameter whose log is kept in ``[LOG_STD_MIN, LOG_STD_MAX]`` by
+    :meth:`clamp_log_std_` after each optimizer step. Log-probabilities are always those of the
+    pre-squash Gaussian, i.e. of the variable actually sampled; the density of ``T`` itself,
+    with the change of variables, is given by :meth:`log_prob_of_temperature`. PPO ratios are
+    identical in either parameterisation because the Jacobian term cancels.
 
     Args:
         state_dim (int): number of state features D.
@@ -78,7 +79,15 @@ class ActorCritic(nn.Module):
 
     @property
     def std(self) -> Tensor:
-        return self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+        """``exp(log_std)`` (0-dim). Not clamped here: a clamp in the graph would give zero
+        gradient outside the range, so the range is kept by :meth:`clamp_log_std_` instead."""
+        return self.log_std.exp()
+
+    @torch.no_grad()
+    def clamp_log_std_(self) -> None:
+        """Clamp ``log_std`` in place to ``[LOG_STD_MIN, LOG_STD_MAX]``; call after each
+        optimizer step."""
+        self.log_std.clamp_(LOG_STD_MIN, LOG_STD_MAX)
 
     def forward(self, states: Tensor) -> Tuple[Tensor, Tensor]:
         """Action mean and state value.

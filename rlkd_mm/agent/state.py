@@ -1,6 +1,6 @@
 """Per-instance state features of the RLKD agent and their running normalisation."""
 
-from typing import Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -204,13 +204,30 @@ class RunningNorm(nn.Module):
     ``clamp((x - mean) / sqrt(var + eps), -clip, clip)``; before any update it is the identity
     followed by the clip.
 
+    Columns listed in ``fixed_columns`` are not standardised with the running statistics but
+    mapped by a fixed affine map ``(x - center) / scale``. This is needed for columns whose
+    value drifts over training, such as the training progress: a cumulative mean/std always
+    lags behind such a column, so after standardisation it would be nearly constant (about
+    1.7 to 1.9 whatever the progress) and carry no information. The running statistics of
+    these columns are still accumulated (harmless, and they keep the state dict layout), but
+    unused.
+
     Args:
         dim (int): number of state columns D.
         clip (float): bound of the normalised values.
         eps (float): added to the variance, so constant columns map to 0 instead of dividing by 0.
+        fixed_columns (dict[int, tuple[float, float]], optional): column index ->
+            ``(center, scale)`` of its fixed affine map, ``scale > 0``. E.g. ``{10: (0.5, 0.5)}``
+            maps a progress ``p`` in [0, 1] to ``2p - 1``.
     """
 
-    def __init__(self, dim: int, clip: float = 5.0, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        dim: int,
+        clip: float = 5.0,
+        eps: float = 1e-8,
+        fixed_columns: Optional[Dict[int, Tuple[float, float]]] = None,
+    ) -> None:
         super().__init__()
         if dim <= 0:
             raise ValueError(f'dim must be > 0, got dim={dim}')
@@ -219,9 +236,26 @@ class RunningNorm(nn.Module):
         self.dim = dim
         self.clip = float(clip)
         self.eps = float(eps)
+        self.fixed_columns = dict(fixed_columns or {})
         self.register_buffer('mean', torch.zeros(dim, dtype=torch.float64))
         self.register_buffer('var', torch.ones(dim, dtype=torch.float64))
         self.register_buffer('count', torch.zeros((), dtype=torch.float64))
+        # Configuration, not state: kept out of the state dict (``persistent=False``).
+        fixed_mask = torch.zeros(dim, dtype=torch.bool)
+        fixed_center = torch.zeros(dim, dtype=torch.float64)
+        fixed_scale = torch.ones(dim, dtype=torch.float64)
+        for col, pair in self.fixed_columns.items():
+            if not isinstance(col, int) or not 0 <= col < dim:
+                raise ValueError(f'fixed_columns keys must be ints in [0, {dim}), got {col!r}')
+            center, scale = pair
+            if not scale > 0:
+                raise ValueError(f'fixed_columns[{col}] scale must be > 0, got scale={scale}')
+            fixed_mask[col] = True
+            fixed_center[col] = float(center)
+            fixed_scale[col] = float(scale)
+        self.register_buffer('fixed_mask', fixed_mask, persistent=False)
+        self.register_buffer('fixed_center', fixed_center, persistent=False)
+        self.register_buffer('fixed_scale', fixed_scale, persistent=False)
 
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
@@ -242,10 +276,12 @@ class RunningNorm(nn.Module):
         self.count.copy_(total)
 
     def normalize(self, x: Tensor) -> Tensor:
-        """Standardised and clipped ``x``: ``[N, D]`` in ``x``'s dtype."""
-        mean = self.mean.to(x.dtype)
-        std = torch.sqrt(self.var + self.eps).to(x.dtype)
-        return ((x - mean) / std).clamp(-self.clip, self.clip)
+        """Standardised (fixed-affine for ``fixed_columns``) and clipped ``x``: ``[N, D]`` in
+        ``x``'s dtype."""
+        mean = torch.where(self.fixed_mask, self.fixed_center, self.mean).to(x.dtype)
+        std = torch.where(self.fixed_mask, self.fixed_scale, torch.sqrt(self.var + self.eps))
+        return ((x - mean) / std.to(x.dtype)).clamp(-self.clip, self.clip)
 
     def extra_repr(self) -> str:
-        return f'dim={self.dim}, clip={self.clip}'
+        fixed = f', fixed_columns={self.fixed_columns}' if self.fixed_columns else ''
+        return f'dim={self.dim}, clip={self.clip}{fixed}'

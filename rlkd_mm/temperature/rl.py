@@ -18,9 +18,10 @@ DUMP_COLUMNS = ('iteration', 'temperature', 'high_quality', 'student_gt_prob', '
 _TEACHER_CORRECT = STATE_NAMES.index('teacher_correct')
 _TEACHER_GT_PROB = STATE_NAMES.index('teacher_gt_prob')
 _STUDENT_GT_PROB = STATE_NAMES.index('student_gt_prob')
+_PROGRESS = STATE_NAMES.index('progress')
 
 # Keys of ``agent`` that RLTemperature sets itself, so that they cannot disagree.
-_OWN_AGENT_KEYS = ('state_dim', 't_min', 't_max', 't_init', 'hq_tau')
+_OWN_AGENT_KEYS = ('state_dim', 't_min', 't_max', 't_init', 'hq_tau', 'progress_column')
 
 
 @MODELS.register_module()
@@ -53,6 +54,13 @@ class RLTemperature(BaseTemperature):
             ``explore_updates``, ``seed``, ...).
         dump_size (int): if > 0, the last ``dump_size`` instances' ``DUMP_COLUMNS`` are kept in
             a ring buffer for analysis, saved with the agent. Defaults to 0.
+        deterministic (bool): while acting, take the agent's mean action (no exploration
+            noise), e.g. to analyse a trained policy. Such steps are still stored, but with no
+            explored instance they only train the critic. Can be changed later through the
+            ``deterministic`` attribute. Defaults to False.
+
+    The agent's ``progress_column`` is set to the ``progress`` state column, which the agent
+    then feeds as ``2p - 1`` instead of standardising it.
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class RLTemperature(BaseTemperature):
         hq_tau: float = 0.5,
         agent: Optional[Dict[str, Any]] = None,
         dump_size: int = 0,
+        deterministic: bool = False,
     ) -> None:
         super().__init__(score_type=score_type)
         check_temperature_range(t_min, t_max)
@@ -72,6 +81,8 @@ class RLTemperature(BaseTemperature):
             raise ValueError(
                 f'warmup_temperature must be > 0, got warmup_temperature={warmup_temperature}'
             )
+        if not isinstance(deterministic, bool):
+            raise TypeError(f'deterministic must be a bool, got deterministic={deterministic!r}')
         if not isinstance(dump_size, int) or dump_size < 0:
             raise ValueError(f'dump_size must be an int >= 0, got dump_size={dump_size!r}')
         agent_cfg = dict(agent or {})
@@ -85,11 +96,18 @@ class RLTemperature(BaseTemperature):
         self.t_min, self.t_max, self.t_init = float(t_min), float(t_max), float(t_init)
         self.warmup_temperature = float(warmup_temperature)
         self.dump_size = dump_size
+        self.deterministic = deterministic
         object.__setattr__(
             self,
             'agent',
             RLKDAgent(
-                STATE_DIM, t_min=t_min, t_max=t_max, t_init=t_init, hq_tau=hq_tau, **agent_cfg
+                STATE_DIM,
+                t_min=t_min,
+                t_max=t_max,
+                t_init=t_init,
+                hq_tau=hq_tau,
+                progress_column=_PROGRESS,
+                **agent_cfg,
             ),
         )
         # Set by RLKDHook (``driven`` once, the others before every training iteration).
@@ -151,7 +169,7 @@ class RLTemperature(BaseTemperature):
         hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
             states[:, _TEACHER_GT_PROB] >= agent.hq_tau
         )
-        temperatures, step = agent.act(states, hq_mask)
+        temperatures, step = agent.act(states, hq_mask, deterministic=self.deterministic)
         self._pending = step if self._pending is None else AgentStep.cat([self._pending, step])
         if self.dump_size > 0:
             self._append_dump(step, states)
@@ -246,5 +264,6 @@ class RLTemperature(BaseTemperature):
     def extra_repr(self) -> str:
         return (
             f't_min={self.t_min}, t_max={self.t_max}, t_init={self.t_init}, '
-            f'warmup_temperature={self.warmup_temperature}, score_type={self.score_type!r}'
+            f'warmup_temperature={self.warmup_temperature}, score_type={self.score_type!r}, '
+            f'deterministic={self.deterministic}'
         )

@@ -83,3 +83,28 @@ def test_squash_bounds_and_inverse():
 def test_invalid_settings(kwargs, key):
     with pytest.raises(ValueError, match=key):
         ActorCritic(STATE_DIM, **kwargs)
+
+
+def test_log_std_keeps_its_gradient_and_is_clamped_after_steps():
+    from rlkd_mm.agent import RLKDAgent
+    from rlkd_mm.agent.policy import LOG_STD_MAX
+
+    net = ActorCritic(STATE_DIM)
+    with torch.no_grad():
+        net.log_std.fill_(LOG_STD_MAX + 1.0)
+    net.std.backward()
+    # A clamp inside ``std`` would give exactly zero gradient here.
+    assert float(net.log_std.grad) == pytest.approx(math.exp(LOG_STD_MAX + 1.0))
+    net.clamp_log_std_()
+    assert float(net.log_std.detach()) == LOG_STD_MAX
+
+    # A huge entropy bonus pushes log_std up; after the update it is back in range.
+    gen = torch.Generator().manual_seed(0)
+    agent = RLKDAgent(
+        STATE_DIM, init_log_std=LOG_STD_MAX - 1e-3, entropy_coef=1e3, lr=0.5, explore_updates=0
+    )
+    for _ in range(2):
+        _, step = agent.act(torch.rand(16, STATE_DIM, generator=gen), torch.ones(16, dtype=bool))
+        agent.store(step, 0.0, None, instance_rewards=torch.zeros(16))
+    agent.update()
+    assert float(agent.net.log_std.detach()) == LOG_STD_MAX

@@ -246,3 +246,53 @@ def test_update_works_inside_no_grad():
     with torch.no_grad():
         stats = agent.update()
     assert stats and any(not torch.equal(p, q) for p, q in zip(before, agent.parameters()))
+
+
+def test_steps_record_which_instances_explored():
+    gen = torch.Generator().manual_seed(4)
+    agent = RLKDAgent(STATE_DIM, explore_updates=1)
+    hq = torch.arange(12) % 3 == 0
+    _, step = agent.act(_states(12, gen), hq)
+    assert torch.equal(step.explored, hq)  # phase 0: noise on high-quality instances only
+    _, det = agent.act(_states(12, gen), hq, deterministic=True)
+    assert not det.explored.any()
+    agent.store(step, 1.0)
+    agent.update()
+    _, step = agent.act(_states(12, gen), hq)
+    assert step.explored.all()  # phase 1: everything explores
+    # The mask survives checkpoints and the cat of steps.
+    restored = AgentStep.from_dict(AgentStep.cat([det, step]).to_dict())
+    assert torch.equal(restored.explored, torch.cat([det.explored, step.explored]))
+
+
+def _policy_only_update(explored, actions_offset):
+    """Actor parameters after one update on a fixed rollout, value loss switched off."""
+    gen = torch.Generator().manual_seed(0)
+    agent = RLKDAgent(STATE_DIM, explore_updates=5, value_coef=0.0, minibatch_size=16, seed=0)
+    hq = torch.zeros(32, dtype=torch.bool)
+    hq[::2] = True
+    for _ in range(2):
+        _, step = agent.act(_states(32, gen), hq)
+        step.explored = explored.clone()
+        step.actions = step.actions + actions_offset
+        rewards = torch.randn(32, generator=gen)
+        agent.store(step, float(rewards.sum()), None, instance_rewards=rewards)
+    agent.update()
+    return [p.detach().clone() for p in agent.net.actor.parameters()] + [agent.net.log_std]
+
+
+def test_unexplored_instances_do_not_enter_the_policy_loss():
+    explored = torch.zeros(32, dtype=torch.bool)
+    explored[::2] = True
+    # Changing what the unexplored instances "did" must not change the policy update.
+    shift = torch.where(explored, 0.0, 3.0)
+    base = _policy_only_update(explored, 0.0)
+    shifted = _policy_only_update(explored, shift)
+    for p, q in zip(base, shifted):
+        torch.testing.assert_close(p, q)
+    # Nothing explored: the policy/entropy terms vanish and the actor does not move.
+    agent = RLKDAgent(STATE_DIM, explore_updates=5, value_coef=0.0, minibatch_size=16, seed=0)
+    before = [p.detach().clone() for p in agent.net.actor.parameters()]
+    none = _policy_only_update(torch.zeros(32, dtype=torch.bool), shift)
+    for p, q in zip(before, none):
+        assert torch.equal(p, q)

@@ -193,3 +193,30 @@ def test_running_norm_constant_column_is_finite():
     norm.update(torch.ones(10, 2))
     out = norm.normalize(torch.tensor([[1.0, 2.0]]))
     assert torch.isfinite(out).all() and out[0, 0] == 0 and out[0, 1] == 5.0
+
+
+def test_running_norm_fixed_column_keeps_drifting_progress_informative():
+    # Progress grows over training; a cumulative mean/std lags behind it, so standardising it
+    # makes it nearly constant. The fixed map 2p - 1 keeps p = 0.1 and p = 0.9 apart.
+    col = COL['progress']
+    norm = RunningNorm(STATE_DIM, fixed_columns={col: (0.5, 0.5)})
+    plain = RunningNorm(STATE_DIM)
+    gen = torch.Generator().manual_seed(0)
+    for k in range(200):
+        x = torch.rand(32, STATE_DIM, generator=gen)
+        x[:, col] = k / 200
+        norm.update(x)
+        plain.update(x)
+    x = torch.rand(2, STATE_DIM, generator=gen)
+    x[:, col] = torch.tensor([0.1, 0.9])
+    y = norm.normalize(x)
+    torch.testing.assert_close(y[:, col], torch.tensor([-0.8, 0.8]))
+    # The other columns are still standardised with the running statistics.
+    other = [i for i in range(STATE_DIM) if i != col]
+    torch.testing.assert_close(y[:, other], plain.normalize(x)[:, other])
+    # The mask is configuration, not state: the state dict layout is unchanged.
+    assert set(norm.state_dict()) == {'mean', 'var', 'count'}
+    with pytest.raises(ValueError, match='fixed_columns'):
+        RunningNorm(3, fixed_columns={3: (0.0, 1.0)})
+    with pytest.raises(ValueError, match='scale'):
+        RunningNorm(3, fixed_columns={0: (0.0, 0.0)})

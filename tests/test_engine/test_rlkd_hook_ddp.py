@@ -53,7 +53,25 @@ class FakeRunner:
         self.message_hub = MessageHub.get_instance(f'rlkd_ddp_test_{rank}_{os.getpid()}')
 
 
-def _worker(rank, world_size, port, out_dir):
+def _perturb_after_update(agent):
+    """Make this rank's update differ slightly, as nondeterministic CUDA kernels can."""
+    update = agent.update
+
+    def perturbed(*args, **kwargs):
+        stats = update(*args, **kwargs)
+        with torch.no_grad():
+            for param in agent.parameters():
+                param.add_(1e-4)
+            agent.norm.mean.add_(1e-4)
+            agent.calibration_learned.fill_(1.0 - float(agent.calibration_learned))
+            for state in agent.optimizer.state.values():
+                state['exp_avg'].add_(1e-4)
+        return stats
+
+    agent.update = perturbed
+
+
+def _worker(rank, world_size, port, out_dir, perturb_rank=None):
     os.environ['MASTER_ADDR'] = '127.0.0.1'
     os.environ['MASTER_PORT'] = str(port)
     torch.set_num_threads(1)
@@ -62,6 +80,8 @@ def _worker(rank, world_size, port, out_dir):
         torch.manual_seed(rank)
         # Different agent seeds per rank on purpose: the hook must broadcast rank 0's agent.
         model = ToyKD(agent=dict(seed=rank, minibatch_size=8, explore_updates=1))
+        if rank == perturb_rank:
+            _perturb_after_update(model.temperature.agent)
         ddp = DistributedDataParallel(model)
         runner = FakeRunner(ddp, rank)
         hook = RLKDHook(update_interval=3, warmup_iters=1)
@@ -81,7 +101,9 @@ def _worker(rank, world_size, port, out_dir):
             hook.after_train_iter(runner, i)
             temps.append(temp.detach())
         agent = model.temperature.agent
-        flat = torch.cat([t.detach().flatten().double() for t in agent.tensors_to_sync()])
+        flat = torch.cat(
+            [t.detach().flatten().double() for t in agent.tensors_to_sync(include_optimizer=True)]
+        )
         torch.save(
             dict(
                 flat=flat,
@@ -114,3 +136,14 @@ def test_agents_identical_across_ranks(tmp_path):
     assert not torch.equal(r0['temps'][1:], r1['temps'][1:])
     # The DDP wrapper holds the distiller's own parameters (student, frozen teacher), no agent ones.
     assert r0['in_ddp'] == 2 * (IN_DIM * NUM_CLASSES + NUM_CLASSES)
+
+
+@pytest.mark.slow
+def test_update_drift_on_one_rank_is_overwritten_by_rank_0(tmp_path):
+    # Rank 1's updates come out slightly different (parameters, normalisation, calibration
+    # choice, optimizer moments); the broadcast after each update must undo it.
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), 1), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / 'rank0.pt', weights_only=True)
+    r1 = torch.load(tmp_path / 'rank1.pt', weights_only=True)
+    assert r0['updates'] == r1['updates'] == 3
+    assert torch.equal(r0['flat'], r1['flat'])

@@ -164,3 +164,44 @@ def test_dump_is_a_bounded_ring_buffer_in_order():
     other.load_rl_state_dict(policy.rl_state_dict())
     torch.testing.assert_close(other.dump(), dump)
     assert other.num_empty_batches == policy.num_empty_batches
+
+
+def test_progress_state_stays_informative_after_many_updates():
+    from rlkd_mm.agent.state import STATE_NAMES
+
+    col = STATE_NAMES.index('progress')
+    policy = _acting_policy()
+    agent = policy.agent
+    # Many updates of the running statistics during a run whose progress grows.
+    gen = torch.Generator().manual_seed(0)
+    for k in range(300):
+        x = torch.rand(64, STATE_DIM, generator=gen)
+        x[:, col] = k / 300
+        agent.norm.update(x)
+    s, t, gt = _inputs()
+    columns = []
+    for progress in (0.1, 0.9):
+        policy.progress = progress
+        policy(s, t, gt)
+        columns.append(policy.pop_pending().states[:, col])
+    torch.testing.assert_close(columns[0], torch.full((6,), -0.8))
+    torch.testing.assert_close(columns[1], torch.full((6,), 0.8))
+
+
+def test_deterministic_policy_takes_the_mean_action():
+    policy = _acting_policy(deterministic=True)
+    assert policy.deterministic
+    s, t, gt = _inputs(32)
+    t1, _ = policy(s, t, gt)
+    step = policy.pop_pending()
+    t2, _ = policy(s, t, gt)
+    assert torch.equal(t1, t2)
+    mu, _ = policy.agent.net(step.states)
+    torch.testing.assert_close(t1, policy.agent.net.squash(mu).detach())
+    assert not step.explored.any()
+    # Switching the attribute back gives sampled actions.
+    policy.deterministic = False
+    t3, _ = policy(s, t, gt)
+    assert not torch.equal(t1, t3)
+    with pytest.raises(TypeError, match='deterministic'):
+        RLTemperature(deterministic=1)

@@ -35,8 +35,9 @@ class RLKDHook(Hook):
       of iteration ``i`` as bootstrap target. Then the EMA takes ``task_loss_i`` and the step of
       iteration ``i`` waits for the next call. Under DDP the task loss is averaged over ranks
       first. Every ``update_interval`` such iterations the experience of all ranks is gathered
-      (in rank order) and every rank runs the same agent update, which keeps the agents
-      identical.
+      (in rank order) and every rank runs the same agent update; rank 0's resulting agent
+      (parameters, normalisation statistics, calibration choice, optimizer moments) is then
+      broadcast, since the same update need not be bitwise equal on CUDA.
 
     Priority 'NORMAL' (50): the optimizer step happens inside ``train_step``, before any
     ``after_train_iter``, so the reward timing does not depend on it; but this hook must run
@@ -213,6 +214,12 @@ class RLKDHook(Hook):
             gathered: List[List[Dict[str, Any]]] = all_gather_object(local)
             merged = [Transition.from_dict(d) for rank_items in gathered for d in rank_items]
             stats = agent.update(merged)
+            # The same update on every rank is not bitwise the same on CUDA (index_add and
+            # other atomics are nondeterministic), so rank 0's result is made everyone's:
+            # parameters, normalisation, calibration choice and optimizer moments. All ranks
+            # made the same optimizer steps, so their optimizer states have the same layout.
+            for tensor in agent.tensors_to_sync(include_optimizer=True):
+                broadcast(tensor, src=0)
         else:
             stats = agent.update()
         if not stats:

@@ -70,7 +70,7 @@ def main():
         stem = osp.splitext(osp.basename(config))[0]
         work_dir = osp.join(args.work_dir, f'{stem}_seed{args.seed}')
         print(f'[student] {name}: training {config} (seed {args.seed})', flush=True)
-        metrics = run_one(osp.join(ROOT, config), work_dir, args.seed, options)
+        metrics = run_one(osp.join(ROOT, config), work_dir, args.seed, options, reuse=False)
         print(
             f'[student] {name}: mAP {100 * metrics[METRIC]:.1f} in {metrics["wall_s"]:.0f} s',
             flush=True,

@@ -34,9 +34,19 @@ def run_one(
     seed: int,
     cfg_options: Sequence[str] = (),
     log_file: Optional[str] = None,
+    reuse: bool = True,
 ) -> Dict[str, float]:
     """Train ``config`` with ``seed`` in a subprocess, then evaluate the final model on the
-    test split; returns the test metrics (read back from ``work_dir/final_metrics.json``)."""
+    test split; returns the test metrics (read back from ``work_dir/final_metrics.json``).
+
+    With ``reuse``, a work dir that already holds ``final_metrics.json`` (a finished run of the
+    same row and seed, e.g. of an interrupted table) is not trained again."""
+    done_file = osp.join(work_dir, 'final_metrics.json')
+    if reuse and osp.isfile(done_file):
+        with open(done_file) as f:
+            metrics = json.load(f)
+        metrics.setdefault('wall_s', float('nan'))
+        return metrics
     os.makedirs(work_dir, exist_ok=True)
     cmd = [
         _python(),
@@ -57,9 +67,11 @@ def run_one(
         with open(log_file) as f:
             tail = f.read()[-4000:]
         raise RuntimeError(f'run failed ({" ".join(cmd)}); log {log_file}:\n{tail}')
-    with open(osp.join(work_dir, 'final_metrics.json')) as f:
+    with open(done_file) as f:
         metrics = json.load(f)
     metrics['wall_s'] = time.time() - start
+    with open(done_file, 'w') as f:
+        json.dump(metrics, f, indent=1, sort_keys=True)
     return metrics
 
 

@@ -32,13 +32,13 @@ TASKS = dict(
         rows=[
             ('student alone', 'configs/digits/cls_student_cnn.py'),
             ('KD, fixed T=4', 'configs/digits/cls_kd_fixed.py'),
+            ('KD + RLKD', 'configs/digits/cls_kd_rlkd.py'),
             ('KD + CTKD (global)', 'configs/digits/cls_kd_ctkd_global.py'),
-            ('KD + CTKD (instance)', 'configs/digits/cls_kd_ctkd_instance.py'),
             ('KD + logit std.', 'configs/digits/cls_kd_logitstd.py'),
             ('KD + DTKD', 'configs/digits/cls_kd_dtkd.py'),
-            ('KD + RLKD', 'configs/digits/cls_kd_rlkd.py'),
             ('DKD, fixed T=4', 'configs/digits/cls_dkd_fixed.py'),
             ('DKD + RLKD', 'configs/digits/cls_dkd_rlkd.py'),
+            ('KD + CTKD (instance)', 'configs/digits/cls_kd_ctkd_instance.py'),
         ]),
     det=dict(
         teacher='configs/digits/det_teacher_gfl.py',

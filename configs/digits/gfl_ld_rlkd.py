@@ -13,6 +13,7 @@ model = dict(
         t_init=4.0,
         warmup_temperature=4.0,
         score_type='sigmoid',
+        dump_size=4096,  # last positives' (T, confidence) for tools/analysis
     )
 )
 

@@ -45,11 +45,13 @@ def main():
     if len(labels) != len(args.work_dirs):
         raise ValueError(f'{len(labels)} labels for {len(args.work_dirs)} work dirs')
 
-    dumps = [
-        (label, osp.join(w, 'temperature_dump.pth'))
-        for label, w in zip(labels, args.work_dirs)
-        if osp.isfile(osp.join(w, 'temperature_dump.pth'))
-    ]
+    dumps = []
+    for label, work_dir in zip(labels, args.work_dirs):
+        path = osp.join(work_dir, 'temperature_dump.pth')
+        if osp.isfile(path):
+            dump = torch.load(path)
+            if len(dump['rows']):  # RLTemperature(dump_size=0) records nothing
+                dumps.append((label, dump))
     ncols = 1 + bool(dumps)
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
     ax = axes[0, 0]
@@ -67,8 +69,7 @@ def main():
     ax.legend()
     if dumps:
         ax = axes[0, 1]
-        for label, path in dumps:
-            dump = torch.load(path)
+        for label, dump in dumps:
             cols = list(dump['columns'])
             rows = dump['rows']
             t = rows[:, cols.index('temperature')]

@@ -34,3 +34,9 @@ model = dict(
     ),
     init_cfg=None,
 )
+
+# The teacher keeps SGD (lr 0.05, Nesterov momentum): it reaches 99.7 % top-1 with it, and the
+# cached teacher checkpoints are keyed on this resolved config.
+optim_wrapper = dict(
+    _delete_=True,
+    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True))

@@ -23,6 +23,7 @@ def repo_root():
 def _restore_default_scope():
     """Tests that call ``init_default_scope`` must not change the scope later tests see."""
     from mmengine.registry import DefaultScope
+
     saved = DefaultScope._instance_dict.copy()
     yield
     DefaultScope._instance_dict.clear()

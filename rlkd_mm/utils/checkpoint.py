@@ -11,6 +11,7 @@ checkpoints contain instead of turning ``weights_only`` off:
   the real ``getattr``: the name is mapped to :func:`history_buffer_getattr`, which resolves only
   those four methods and rejects everything else.
 """
+
 import pickle
 
 import torch
@@ -21,28 +22,45 @@ HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 def history_buffer_getattr(obj, name: str):
     """``getattr`` restricted to the statistics methods of mmengine's ``HistoryBuffer``."""
     from mmengine.logging.history_buffer import HistoryBuffer
+
     if obj is HistoryBuffer and name in HISTORY_BUFFER_METHODS:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint: only '
-        f'HistoryBuffer.{{{",".join(HISTORY_BUFFER_METHODS)}}} are allowed')
+        f'HistoryBuffer.{{{",".join(HISTORY_BUFFER_METHODS)}}} are allowed'
+    )
 
 
 def _numpy_globals() -> list:
     import numpy as np
+
     try:  # numpy >= 2
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
     dtype_classes = [
         type(np.dtype(name))
-        for name in ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32',
-                     'uint64', 'float16', 'float32', 'float64')
+        for name in (
+            'bool',
+            'int8',
+            'int16',
+            'int32',
+            'int64',
+            'uint8',
+            'uint16',
+            'uint32',
+            'uint64',
+            'float16',
+            'float32',
+            'float64',
+        )
     ]
     globals_ = [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
     # checkpoints written under numpy 1.x name the module numpy.core
-    globals_ += [(_reconstruct, 'numpy.core.multiarray._reconstruct'),
-                 (scalar, 'numpy.core.multiarray.scalar')]
+    globals_ += [
+        (_reconstruct, 'numpy.core.multiarray._reconstruct'),
+        (scalar, 'numpy.core.multiarray.scalar'),
+    ]
     return globals_
 
 
@@ -51,6 +69,7 @@ def mmengine_checkpoint_globals() -> list:
     import codecs
 
     from mmengine.logging.history_buffer import HistoryBuffer
+
     return [
         HistoryBuffer,
         codecs.encode,  # numpy arrays pickle their bytes through it

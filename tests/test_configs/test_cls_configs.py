@@ -1,4 +1,5 @@
 """Every classification config loads, keeps mmpretrain's scope and builds its model."""
+
 import glob
 import os.path as osp
 
@@ -11,9 +12,10 @@ from rlkd_mm.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CONFIGS = sorted(
-    glob.glob(osp.join(ROOT, 'configs/digits/cls_*.py')) +
-    glob.glob(osp.join(ROOT, 'configs/cifar100/*.py')) +
-    glob.glob(osp.join(ROOT, 'configs/imagenet/*.py')))
+    glob.glob(osp.join(ROOT, 'configs/digits/cls_*.py'))
+    + glob.glob(osp.join(ROOT, 'configs/cifar100/*.py'))
+    + glob.glob(osp.join(ROOT, 'configs/imagenet/*.py'))
+)
 POLICY_CONFIGS = {
     'cls_kd_fixed.py': 'FixedTemperature',
     'cls_kd_ctkd_global.py': 'CTKDTemperature',

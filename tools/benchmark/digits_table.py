@@ -39,7 +39,8 @@ TASKS = dict(
             ('DKD, fixed T=4', 'configs/digits/cls_dkd_fixed.py'),
             ('DKD + RLKD', 'configs/digits/cls_dkd_rlkd.py'),
             ('KD + CTKD (instance)', 'configs/digits/cls_kd_ctkd_instance.py'),
-        ]),
+        ],
+    ),
     det=dict(
         teacher='configs/digits/det_teacher_gfl.py',
         teacher_ckpt='checkpoints/digits/det_teacher_gfl.pth',
@@ -53,7 +54,8 @@ TASKS = dict(
             ('LD + cls KD, logit std.', 'configs/digits/gfl_ld_logitstd.py'),
             ('LD + cls KD, DTKD', 'configs/digits/gfl_ld_dtkd.py'),
             ('LD + cls KD, RLKD', 'configs/digits/gfl_ld_rlkd.py'),
-        ]),
+        ],
+    ),
 )
 
 
@@ -72,11 +74,19 @@ def main():
     metric, scale = task['metric'], task['scale']
 
     teacher = ensure_teacher(
-        osp.join(ROOT, task['teacher']), osp.join(ROOT, task['teacher_ckpt']), metric)
+        osp.join(ROOT, task['teacher']), osp.join(ROOT, task['teacher_ckpt']), metric
+    )
     options = [f'train_cfg.max_epochs={args.epochs}'] if args.epochs else []
     results = {'teacher': dict(config=task['teacher'], values=[scale * teacher[metric]])}
-    rows = [('teacher', task['teacher'], f'{scale * teacher[metric]:.2f}', '1',
-             f'{teacher["wall_s"]:.0f}')]
+    rows = [
+        (
+            'teacher',
+            task['teacher'],
+            f'{scale * teacher[metric]:.2f}',
+            '1',
+            f'{teacher["wall_s"]:.0f}',
+        )
+    ]
     for name, config in task['rows']:
         if args.only and osp.basename(config) not in args.only:
             continue
@@ -87,19 +97,22 @@ def main():
             extra = list(options)
             if is_distiller:
                 extra.append(f'model.teacher_ckpt={task["teacher_ckpt"]}')
-            metrics = run_one(osp.join(ROOT, config), osp.join(work_root, f'{stem}_seed{seed}'),
-                              seed, extra)
+            metrics = run_one(
+                osp.join(ROOT, config), osp.join(work_root, f'{stem}_seed{seed}'), seed, extra
+            )
             values.append(scale * metrics[metric])
             times.append(metrics['wall_s'])
             print(f'{name:26s} seed {seed}: {values[-1]:.2f} ({times[-1]:.0f} s)', flush=True)
         results[name] = dict(config=config, values=values, wall_s=times)
-        rows.append((name, config, mean_std(values), str(len(values)),
-                     f'{sum(times) / len(times):.0f}'))
+        rows.append(
+            (name, config, mean_std(values), str(len(values)), f'{sum(times) / len(times):.0f}')
+        )
         os.makedirs(osp.dirname(out), exist_ok=True)
         with open(out, 'w') as f:
             json.dump(dict(results=results, seeds=args.seeds), f, indent=1)
     table = markdown_table(
-        ['method', 'config', f'{task["header"]} test, final epoch', 'seeds', 's / run'], rows)
+        ['method', 'config', f'{task["header"]} test, final epoch', 'seeds', 's / run'], rows
+    )
     print(table)
     with open(out, 'w') as f:
         json.dump(dict(results=results, table=table, seeds=args.seeds), f, indent=1)

@@ -39,4 +39,5 @@ model = dict(
 # cached teacher checkpoints are keyed on this resolved config.
 optim_wrapper = dict(
     _delete_=True,
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True))
+    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True),
+)

@@ -33,6 +33,8 @@ def main():
     cfg.train_cfg.val_interval = 10**9
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # the final weights on the validation split too: settings are chosen on it, never on test
+    val_metrics = runner.val()
     metrics = runner.test()
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     torch.save(
@@ -48,7 +50,9 @@ def main():
             osp.join(args.work_dir, 'temperature_dump.pth'),
         )
     with open(osp.join(args.work_dir, 'final_metrics.json'), 'w') as f:
-        json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1, sort_keys=True)
+        record = {k: float(v) for k, v in metrics.items()}
+        record.update({f'val/{k}': float(v) for k, v in val_metrics.items()})
+        json.dump(record, f, indent=1, sort_keys=True)
 
 
 if __name__ == '__main__':

@@ -4,21 +4,12 @@ An instance here is one positive prior (anchor or point): its box-side distribut
 or its per-class sigmoid scores.
 """
 
-from typing import Optional
-
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .utils import (
-    TemperatureType,
-    check_instance_weight,
-    check_logit_pair,
-    check_reduction,
-    split_temperature,
-    weight_reduce_loss,
-)
+from .base_kd_loss import BaseInstanceKDLoss
 
 
 def instance_ld_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
@@ -61,53 +52,8 @@ def instance_sigmoid_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t:
     return kl.sum(dim=1) * t_s * t_t
 
 
-class _DetectionKDLoss(nn.Module):
-    """Shared arguments and reduction of the detection KD losses."""
-
-    pred_dim = 2
-
-    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = loss_weight
-
-    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def forward(
-        self,
-        preds_S: Tensor,
-        preds_T: Tensor,
-        temperature: TemperatureType,
-        weight: Optional[Tensor] = None,
-        avg_factor: Optional[float] = None,
-        reduction_override: Optional[str] = None,
-    ) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            preds_S (Tensor): Student outputs of the N positive priors (shape: see the class).
-            preds_T (Tensor): Teacher outputs, same shape.
-            temperature (float | Tensor | tuple): A number, a tensor [N] (or 0-dim), or a pair
-                ``(T_s[N], T_t[N])``.
-            weight (Tensor, optional): Per-prior weight, shape [N].
-            avg_factor (float, optional): Divisor of the summed loss for 'mean'.
-            reduction_override (str, optional): Replaces ``self.reduction`` for this call.
-
-        Returns:
-            Tensor: Shape [N] for 'none', else 0-dim.
-        """
-        reduction = check_reduction(reduction_override or self.reduction, 'reduction_override')
-        check_logit_pair(preds_S, preds_T, self.pred_dim)
-        n = preds_S.shape[0]
-        check_instance_weight(weight, n)
-        t_s, t_t = split_temperature(temperature, n, preds_S)
-        loss = self._instance_loss(preds_S, preds_T, t_s, t_t)
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
-
-
 @MODELS.register_module()
-class InstanceLDLoss(_DetectionKDLoss):
+class InstanceLDLoss(BaseInstanceKDLoss):
     """Localization distillation (LD) of GFL box-side distributions with per-prior temperatures.
 
     Inputs are the student and teacher distribution logits of N positive priors, shape
@@ -135,7 +81,7 @@ class InstanceLDLoss(_DetectionKDLoss):
 
 
 @MODELS.register_module()
-class InstanceSigmoidKDLoss(_DetectionKDLoss):
+class InstanceSigmoidKDLoss(BaseInstanceKDLoss):
     """KD of dense sigmoid classification scores with per-instance temperatures.
 
     Dense detectors (RetinaNet, ATSS, FCOS, GFL) score every class with its own sigmoid, so the

@@ -3,18 +3,12 @@
 from typing import Optional, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .utils import (
-    TemperatureType,
-    check_instance_weight,
-    check_logit_pair,
-    check_reduction,
-    split_temperature,
-    weight_reduce_loss,
-)
+from .base_kd_loss import BaseInstanceKDLoss
+from .utils import TemperatureType
 
 
 def _decoupled_log_probs(logits: Tensor, target_mask: Tensor) -> Tuple[Tensor, Tensor]:
@@ -76,7 +70,7 @@ def instance_dkd_loss(
 
 
 @MODELS.register_module()
-class InstanceDKDLoss(nn.Module):
+class InstanceDKDLoss(BaseInstanceKDLoss):
     """Decoupled knowledge distillation whose temperature may differ per instance.
 
     DKD splits the KD loss of instance i into TCKD, the binary KL between teacher and student
@@ -104,11 +98,9 @@ class InstanceDKDLoss(nn.Module):
         reduction: str = 'mean',
         loss_weight: float = 1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(reduction=reduction, loss_weight=loss_weight)
         self.alpha = alpha
         self.beta = beta
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = loss_weight
 
     def forward(
         self,
@@ -136,20 +128,19 @@ class InstanceDKDLoss(nn.Module):
         Returns:
             Tensor: Shape [N] for 'none', else 0-dim.
         """
-        reduction = check_reduction(reduction_override or self.reduction, 'reduction_override')
-        check_logit_pair(preds_S, preds_T, 2)
+        reduction, t_s, t_t = self._prepare(
+            preds_S, preds_T, temperature, weight, reduction_override
+        )
         n, num_classes = preds_S.shape
         if num_classes < 2:
             raise ValueError(
                 f'DKD needs at least 2 classes, got preds_S of shape {tuple(preds_S.shape)}'
             )
         self._check_labels(gt_labels, n, num_classes)
-        check_instance_weight(weight, n)
-        t_s, t_t = split_temperature(temperature, n, preds_S)
         loss = instance_dkd_loss(
             preds_S, preds_T, gt_labels.long(), t_s, t_t, self.alpha, self.beta
         )
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+        return self._reduce(loss, weight, reduction, avg_factor)
 
     @staticmethod
     def _check_labels(gt_labels: Tensor, n: int, num_classes: int) -> None:

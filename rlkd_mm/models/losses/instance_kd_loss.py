@@ -1,20 +1,11 @@
 """Hinton KD loss with one temperature (or a student/teacher pair) per instance."""
 
-from typing import Optional
-
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .utils import (
-    TemperatureType,
-    check_instance_weight,
-    check_logit_pair,
-    check_reduction,
-    split_temperature,
-    weight_reduce_loss,
-)
+from .base_kd_loss import BaseInstanceKDLoss
 
 
 def instance_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
@@ -38,7 +29,7 @@ def instance_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor)
 
 
 @MODELS.register_module()
-class InstanceKDLoss(nn.Module):
+class InstanceKDLoss(BaseInstanceKDLoss):
     """KL-divergence KD loss whose temperature may differ per instance.
 
     Per instance i, with student logits ``z_s,i`` and teacher logits ``z_t,i`` over C classes:
@@ -62,38 +53,5 @@ class InstanceKDLoss(nn.Module):
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
 
-    def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.reduction = check_reduction(reduction)
-        self.loss_weight = loss_weight
-
-    def forward(
-        self,
-        preds_S: Tensor,
-        preds_T: Tensor,
-        temperature: TemperatureType,
-        weight: Optional[Tensor] = None,
-        avg_factor: Optional[float] = None,
-        reduction_override: Optional[str] = None,
-    ) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            preds_S (Tensor): Student logits, shape [N, C].
-            preds_T (Tensor): Teacher logits, shape [N, C].
-            temperature (float | Tensor | tuple): A number, a tensor [N] (or 0-dim), or a pair
-                ``(T_s[N], T_t[N])``; see :func:`split_temperature`.
-            weight (Tensor, optional): Per-instance weight, shape [N].
-            avg_factor (float, optional): Divisor of the summed loss for 'mean'.
-            reduction_override (str, optional): Replaces ``self.reduction`` for this call.
-
-        Returns:
-            Tensor: Shape [N] for 'none', else 0-dim.
-        """
-        reduction = check_reduction(reduction_override or self.reduction, 'reduction_override')
-        check_logit_pair(preds_S, preds_T, 2)
-        n = preds_S.shape[0]
-        check_instance_weight(weight, n)
-        t_s, t_t = split_temperature(temperature, n, preds_S)
-        loss = instance_kd_loss(preds_S, preds_T, t_s, t_t)
-        return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
+    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+        return instance_kd_loss(preds_S, preds_T, t_s, t_t)

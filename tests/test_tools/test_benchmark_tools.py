@@ -1,0 +1,56 @@
+"""tools/benchmark: the option sweep ranks settings on the validation split."""
+
+import json
+import os.path as osp
+import statistics
+import sys
+
+import pytest
+from test_tools.test_train_test_tools import ROOT, run_tool, small_cls_config
+
+sys.path.insert(0, ROOT)
+
+from tools.benchmark.sweep import parse_grid  # noqa: E402
+
+
+def test_parse_grid():
+    assert parse_grid(['a.b=1,2', 'c=x']) == [('a.b', ['1', '2']), ('c', ['x'])]
+    for bad in ('a.b', '=1', 'a='):
+        with pytest.raises(ValueError, match='key=v1,v2'):
+            parse_grid([bad])
+
+
+@pytest.mark.slow
+def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
+    config = small_cls_config(tmp_path)
+    work = tmp_path / 'sweep'
+    out = run_tool(
+        'tools/benchmark/sweep.py',
+        config,
+        '--grid',
+        'optim_wrapper.optimizer.lr=0.0,0.003',
+        '--metric',
+        'accuracy/top1',
+        '--scale',
+        '1',
+        '--seeds',
+        '0',
+        '--work-dir',
+        str(work),
+    )
+    with open(work / 'sweep.json') as f:
+        results = json.load(f)['results']
+    assert [r['options'] for r in results] == [
+        ['optim_wrapper.optimizer.lr=0.0'],
+        ['optim_wrapper.optimizer.lr=0.003'],
+    ]
+    for r in results:
+        assert len(r['val']) == len(r['test']) == 1
+        assert all(0.0 <= v <= 100.0 for v in r['val'] + r['test'])
+    metrics_file = osp.join(work, 'optimizer.lr-0.0_seed0', 'final_metrics.json')
+    with open(metrics_file) as f:
+        metrics = json.load(f)
+    assert metrics['val/accuracy/top1'] == results[0]['val'][0]
+    assert metrics['accuracy/top1'] == results[0]['test'][0]
+    best = max(results, key=lambda r: statistics.mean(r['val']))
+    assert f'chosen on validation: {" ".join(best["options"])}' in out

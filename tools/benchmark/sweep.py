@@ -1,0 +1,82 @@
+"""Sweep config options of a digits config and rank the settings on the *validation* split.
+
+Each setting (one value per swept key, all combinations) is trained for every seed with
+``tools/benchmark/run_one.py``; its final weights are evaluated on the validation split (used to
+choose) and on the test split (reported only). Settings are ranked by the validation metric, so
+the choice never looks at the test split.
+
+    python tools/benchmark/sweep.py configs/digits/gfl_ld_fixed.py \
+        --grid model.cls_kd_loss.loss_weight=1.0,0.3,0.1 --seeds 0
+"""
+
+import argparse
+import itertools
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from tools.benchmark.common import ROOT, markdown_table, mean_std, run_one  # noqa: E402
+
+
+def parse_grid(items):
+    """``['a.b=1,2', 'c=x']`` -> ``[('a.b', ['1', '2']), ('c', ['x'])]``."""
+    grid = []
+    for item in items:
+        key, sep, values = item.partition('=')
+        if not sep or not key or not values:
+            raise ValueError(f'--grid entries are key=v1,v2,...; got {item!r}')
+        grid.append((key, values.split(',')))
+    return grid
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--grid', nargs='+', required=True, help='key=v1,v2,... (mmengine keys)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--metric', default='coco/bbox_mAP', help='metric key to rank on')
+    parser.add_argument('--scale', type=float, default=100.0, help='multiplier for the table')
+    parser.add_argument('--cfg-options', nargs='+', default=[], help='fixed extra options')
+    parser.add_argument('--work-dir', help='default work_dirs/sweep_<config stem>')
+    args = parser.parse_args()
+
+    stem = osp.splitext(osp.basename(args.config))[0]
+    work_root = args.work_dir or osp.join(ROOT, 'work_dirs', f'sweep_{stem}')
+    grid = parse_grid(args.grid)
+    results = []
+    for values in itertools.product(*(vals for _, vals in grid)):
+        options = [f'{key}={value}' for (key, _), value in zip(grid, values)]
+        tag = '_'.join(
+            f'{".".join(key.split(".")[-2:])}-{value}' for (key, _), value in zip(grid, values)
+        )
+        val, test = [], []
+        for seed in args.seeds:
+            metrics = run_one(
+                osp.abspath(args.config),
+                osp.join(work_root, f'{tag}_seed{seed}'),
+                seed,
+                [*args.cfg_options, *options],
+            )
+            val.append(args.scale * metrics[f'val/{args.metric}'])
+            test.append(args.scale * metrics[args.metric])
+            print(
+                f'{" ".join(options)} seed {seed}: val {val[-1]:.2f} test {test[-1]:.2f}',
+                flush=True,
+            )
+        results.append(dict(options=options, val=val, test=test))
+        os.makedirs(work_root, exist_ok=True)
+        with open(osp.join(work_root, 'sweep.json'), 'w') as f:
+            json.dump(dict(config=args.config, seeds=args.seeds, results=results), f, indent=1)
+
+    results.sort(key=lambda r: -statistics.mean(r['val']))
+    rows = [(' '.join(r['options']), mean_std(r['val']), mean_std(r['test'])) for r in results]
+    print(markdown_table(['setting', f'val {args.metric}', f'test {args.metric}'], rows))
+    print(f'chosen on validation: {" ".join(results[0]["options"])}')
+
+
+if __name__ == '__main__':
+    main()

@@ -50,10 +50,10 @@ TASKS = dict(
         rows=[
             ('student alone', 'configs/digits/det_student_gfl.py'),
             ('LD + cls KD, fixed T=4', 'configs/digits/gfl_ld_fixed.py'),
+            ('LD + cls KD, RLKD', 'configs/digits/gfl_ld_rlkd.py'),
             ('LD + cls KD, CTKD', 'configs/digits/gfl_ld_ctkd.py'),
             ('LD + cls KD, logit std.', 'configs/digits/gfl_ld_logitstd.py'),
             ('LD + cls KD, DTKD', 'configs/digits/gfl_ld_dtkd.py'),
-            ('LD + cls KD, RLKD', 'configs/digits/gfl_ld_rlkd.py'),
         ],
     ),
 )

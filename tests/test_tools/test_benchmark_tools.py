@@ -54,3 +54,28 @@ def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
     assert metrics['accuracy/top1'] == results[0]['test'][0]
     best = max(results, key=lambda r: statistics.mean(r['val']))
     assert f'chosen on validation: {" ".join(best["options"])}' in out
+
+    # a second sweep in the same work dir ranks its setting together with the first two and
+    # reuses the finished run instead of training it again
+    mtime = osp.getmtime(metrics_file)
+    out = run_tool(
+        'tools/benchmark/sweep.py',
+        config,
+        '--grid',
+        'optim_wrapper.optimizer.lr=0.0,0.001',
+        '--metric',
+        'accuracy/top1',
+        '--scale',
+        '1',
+        '--work-dir',
+        str(work),
+    )
+    with open(work / 'sweep.json') as f:
+        results = json.load(f)['results']
+    assert sorted(r['options'][0] for r in results) == [
+        'optim_wrapper.optimizer.lr=0.0',
+        'optim_wrapper.optimizer.lr=0.001',
+        'optim_wrapper.optimizer.lr=0.003',
+    ]
+    assert osp.getmtime(metrics_file) == mtime
+    assert out.count('| optim_wrapper.optimizer.lr=') == 3

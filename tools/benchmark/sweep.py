@@ -3,7 +3,9 @@
 Each setting (one value per swept key, all combinations) is trained for every seed with
 ``tools/benchmark/run_one.py``; its final weights are evaluated on the validation split (used to
 choose) and on the test split (reported only). Settings are ranked by the validation metric, so
-the choice never looks at the test split.
+the choice never looks at the test split. Results accumulate in ``<work dir>/sweep.json``: a later
+sweep of the same config and work dir ranks its settings together with the earlier ones, and
+finished runs are not trained again.
 
     python tools/benchmark/sweep.py configs/digits/gfl_ld_fixed.py \
         --grid model.cls_kd_loss.loss_weight=1.0,0.3,0.1 --seeds 0
@@ -47,19 +49,27 @@ def main():
     stem = osp.splitext(osp.basename(args.config))[0]
     work_root = args.work_dir or osp.join(ROOT, 'work_dirs', f'sweep_{stem}')
     grid = parse_grid(args.grid)
+    # settings of earlier sweeps of the same config in this work dir join the ranking
+    record_file = osp.join(work_root, 'sweep.json')
     results = []
+    if osp.isfile(record_file):
+        with open(record_file) as f:
+            record = json.load(f)
+        if record.get('config') == args.config and record.get('metric') == args.metric:
+            results = record['results']
     for values in itertools.product(*(vals for _, vals in grid)):
         options = [f'{key}={value}' for (key, _), value in zip(grid, values)]
         tag = '_'.join(
             f'{".".join(key.split(".")[-2:])}-{value}' for (key, _), value in zip(grid, values)
         )
+        options = [*args.cfg_options, *options]
         val, test = [], []
         for seed in args.seeds:
             metrics = run_one(
                 osp.abspath(args.config),
                 osp.join(work_root, f'{tag}_seed{seed}'),
                 seed,
-                [*args.cfg_options, *options],
+                options,
             )
             val.append(args.scale * metrics[f'val/{args.metric}'])
             test.append(args.scale * metrics[args.metric])
@@ -67,14 +77,24 @@ def main():
                 f'{" ".join(options)} seed {seed}: val {val[-1]:.2f} test {test[-1]:.2f}',
                 flush=True,
             )
-        results.append(dict(options=options, val=val, test=test))
+        entry = dict(options=options, seeds=args.seeds, val=val, test=test)
+        results = [r for r in results if (r['options'], r['seeds']) != (options, args.seeds)]
+        results.append(entry)
         os.makedirs(work_root, exist_ok=True)
-        with open(osp.join(work_root, 'sweep.json'), 'w') as f:
-            json.dump(dict(config=args.config, seeds=args.seeds, results=results), f, indent=1)
+        with open(record_file, 'w') as f:
+            json.dump(dict(config=args.config, metric=args.metric, results=results), f, indent=1)
 
     results.sort(key=lambda r: -statistics.mean(r['val']))
-    rows = [(' '.join(r['options']), mean_std(r['val']), mean_std(r['test'])) for r in results]
-    print(markdown_table(['setting', f'val {args.metric}', f'test {args.metric}'], rows))
+    rows = [
+        (
+            ' '.join(r['options']),
+            ' '.join(map(str, r['seeds'])),
+            mean_std(r['val']),
+            mean_std(r['test']),
+        )
+        for r in results
+    ]
+    print(markdown_table(['setting', 'seeds', f'val {args.metric}', f'test {args.metric}'], rows))
     print(f'chosen on validation: {" ".join(results[0]["options"])}')
 
 

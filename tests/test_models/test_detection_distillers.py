@@ -162,7 +162,7 @@ def atss_cfg(num_classes=NUM_CLASSES):
     )
 
 
-def retina_cfg(num_classes=NUM_CLASSES, ratios=(0.5, 1.0, 2.0)):
+def retina_cfg(num_classes=NUM_CLASSES, ratios=(0.5, 1.0, 2.0), octave_base_scale=4):
     return dict(
         type='RetinaNet',
         data_preprocessor=PREPROCESSOR,
@@ -176,7 +176,7 @@ def retina_cfg(num_classes=NUM_CLASSES, ratios=(0.5, 1.0, 2.0)):
             feat_channels=16,
             anchor_generator=dict(
                 type='AnchorGenerator',
-                octave_base_scale=4,
+                octave_base_scale=octave_base_scale,
                 scales_per_octave=1,
                 ratios=list(ratios),
                 strides=[8, 16, 32],
@@ -613,6 +613,15 @@ def test_single_stage_prior_count_mismatch():
         SingleStageDetDistiller(
             student=retina_cfg(), teacher=retina_cfg(ratios=(1.0,)), ld_loss=None
         )
+
+
+def test_single_stage_anchor_shape_mismatch():
+    # same strides and anchors per location, but anchors of other sizes: prior i differs
+    with pytest.raises(ValueError, match='base_anchors') as err:
+        SingleStageDetDistiller(
+            student=retina_cfg(), teacher=retina_cfg(octave_base_scale=8), ld_loss=None
+        )
+    assert 'student' in str(err.value) and 'teacher' in str(err.value)
 
 
 def test_single_stage_unknown_head():

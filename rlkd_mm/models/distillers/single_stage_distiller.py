@@ -49,7 +49,8 @@ class SingleStageDetDistiller(BaseDistiller):
     One training iteration:
 
     1. the student's features and head outputs; the teacher's under ``no_grad`` on the same
-       inputs (both heads see the same priors: strides and priors per location are checked);
+       inputs (both heads see the same priors: strides, priors per location and anchor shapes
+       are checked at build);
     2. the student's target assignment is computed once (``get_anchors`` + ``get_targets``)
        and gives both the student's own losses (the head's ``loss_by_feat_single`` per level,
        normalised as the head's ``loss_by_feat`` does, so they equal ``student.loss``) and the
@@ -86,7 +87,8 @@ class SingleStageDetDistiller(BaseDistiller):
         cls_kd_loss (dict, optional): KD loss on the class logits of the positives. ``None``
             disables it.
         ld_loss (dict, optional): LD loss on the box-side distributions; needs GFL heads on both
-            sides. ``None`` disables it (required for RetinaNet / ATSS).
+            sides. ``None`` disables it (required for RetinaNet / ATSS). The default weight
+            0.25 / 17 is mmdet's LD weight 0.25 for GFL's default ``reg_max`` = 16.
 
     Example:
         >>> model = dict(
@@ -95,8 +97,8 @@ class SingleStageDetDistiller(BaseDistiller):
         ...     teacher='configs/digits/det_teacher_gfl.py',
         ...     teacher_ckpt='checkpoints/digits/det_teacher_gfl.pth',
         ...     temperature=dict(type='rlkd_mm.RLTemperature'),
-        ...     cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
-        ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25))
+        ...     cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
+        ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / 17))
     """
 
     def __init__(
@@ -106,7 +108,7 @@ class SingleStageDetDistiller(BaseDistiller):
         teacher_ckpt: Optional[str] = None,
         temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
         cls_kd_loss: Optional[dict] = dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=1.0),
-        ld_loss: Optional[dict] = dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25),
+        ld_loss: Optional[dict] = dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / 17),
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
@@ -178,6 +180,20 @@ class SingleStageDetDistiller(BaseDistiller):
                     f'student and teacher heads disagree on bbox_head.{attr}: '
                     f'student has {s_value}, teacher has {t_value}'
                 )
+        # same strides and counts: the anchors themselves must match too
+        base_anchors = [
+            getattr(head.prior_generator, 'base_anchors', None) for head in (s_head, t_head)
+        ]
+        if all(a is not None for a in base_anchors) and not (
+            len(base_anchors[0]) == len(base_anchors[1])
+            and all(torch.equal(a, b) for a, b in zip(*base_anchors))
+        ):
+            raise ValueError(
+                'student and teacher heads disagree on bbox_head.prior_generator.base_anchors '
+                '(anchor scales / ratios): prior i would be a different anchor in each model; '
+                f'first level: student {base_anchors[0][0].tolist()}, '
+                f'teacher {base_anchors[1][0].tolist()}'
+            )
         return families['student']
 
     # ------------------------------------------------------------------ student task losses
@@ -320,10 +336,11 @@ class SingleStageDetDistiller(BaseDistiller):
         temperatures, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
 
         if self.cls_kd_loss is not None:
+            # normalised like the head's own classification loss: by the positives, averaged over
+            # ranks. The all-reduce runs on every rank, those without positives included, or the
+            # ranks' collectives would no longer pair up.
+            avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
             if num_pos > 0:
-                # normalised like the head's own classification loss: by the positives,
-                # averaged over ranks
-                avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
                 losses['loss_cls_kd'] = self.cls_kd_loss(s_cls, t_cls, temperatures, avg_factor=avg)
             else:
                 losses['loss_cls_kd'] = _zero_like_sum(s_outs[0])

@@ -5,8 +5,16 @@ _base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar100.py']
 custom_imports = dict(imports=['rlkd_mm'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
 
+# mmpretrain's CIFAR-100 normalisation; student and teacher (trained with it) share it
+preprocessor = dict(
+    type='ClsDataPreprocessor',
+    num_classes=100,
+    mean=[129.304, 124.070, 112.434],
+    std=[68.170, 65.392, 70.418],
+    to_rgb=False)
 teacher = dict(
     type='ImageClassifier',
+    data_preprocessor=preprocessor,
     backbone=dict(type='ResNet_CIFAR', depth=50, num_stages=4, out_indices=(3, ), style='pytorch'),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
@@ -16,6 +24,7 @@ teacher = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
 student = dict(
     type='ImageClassifier',
+    data_preprocessor=preprocessor,
     backbone=dict(
         type='ResNet_CIFAR',
         depth=18,
@@ -40,12 +49,7 @@ model = dict(
     temperature=dict(
         type='rlkd_mm.RLTemperature', t_min=1.0, t_max=10.0, t_init=4.0, warmup_temperature=4.0),
     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0),
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor',
-        num_classes=100,
-        mean=[129.304, 124.070, 112.434],
-        std=[68.170, 65.392, 70.418],
-        to_rgb=False))
+    data_preprocessor=preprocessor)
 optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
 # 391 iterations per epoch at batch 128 (8 x 16): agent acts after one epoch
 custom_hooks = [

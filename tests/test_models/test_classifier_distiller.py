@@ -11,7 +11,7 @@ from rlkd_mm.models import ClassifierDistiller
 from rlkd_mm.registry import MODELS
 
 
-def tiny_classifier(width=8, num_classes=10):
+def tiny_classifier(width=8, num_classes=10, mean=(0.0, 0.0, 0.0)):
     return dict(
         type='ImageClassifier',
         backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=width, base_channels=width),
@@ -22,7 +22,7 @@ def tiny_classifier(width=8, num_classes=10):
             in_channels=width * 8,
             loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         ),
-        data_preprocessor=dict(mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0]),
+        data_preprocessor=dict(mean=list(mean), std=[1.0, 1.0, 1.0]),
     )
 
 
@@ -121,6 +121,32 @@ def test_missing_teacher_checkpoint_names_path(tmp_path):
     path = str(tmp_path / 'nope.pth')
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         build_distiller(teacher_ckpt=path)
+
+
+def test_teacher_preprocessing_mismatch_is_logged():
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        build_distiller()
+        assert not any('preprocesses them differently' in m for m in handler.messages)
+        build_distiller(teacher=tiny_classifier(16, mean=(120.0, 120.0, 120.0)))
+        hits = [m for m in handler.messages if 'preprocesses them differently' in m]
+        assert len(hits) == 1 and "'mean': [120.0, 120.0, 120.0]" in hits[0]
+    finally:
+        logger.removeHandler(handler)
 
 
 def test_class_mismatch_names_both_numbers():

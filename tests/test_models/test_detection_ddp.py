@@ -15,7 +15,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmdet.utils import register_all_modules
 from mmengine.registry import DefaultScope
-
 from test_models.test_detection_distillers import build_single, make_batch
 
 ITEMS = {0: (3, 2), 1: (0, 0)}  # rank 1's images have no ground truth, hence no positives
@@ -32,9 +31,7 @@ def _worker(rank, world_size, port, out_dir):
     os.environ['MASTER_ADDR'] = '127.0.0.1'
     os.environ['MASTER_PORT'] = str(port)
     torch.set_num_threads(1)
-    dist.init_process_group(
-        'gloo', rank=rank, world_size=world_size, timeout=timedelta(seconds=60)
-    )
+    dist.init_process_group('gloo', rank=rank, world_size=world_size, timeout=timedelta(seconds=60))
     try:
         register_all_modules(init_default_scope=False)
         with DefaultScope.overwrite_default_scope('mmdet'):

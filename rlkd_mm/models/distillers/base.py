@@ -87,6 +87,7 @@ class BaseDistiller(BaseModel):
             # from the student config (with e.g. its mixup batch augments), is the one meant.
             data_preprocessor = student_model.data_preprocessor
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        _warn_if_preprocessing_differs(self.data_preprocessor, teacher_model.data_preprocessor)
         self.student = student_model
         self.teacher = teacher_model
         self.temperature = MODELS.build(temperature)
@@ -164,3 +165,31 @@ class BaseDistiller(BaseModel):
                 total = v.detach().mean() if total is None else total + v.detach().mean()
         if total is not None:
             self.temperature.record_task_loss(total)
+
+
+def _preprocessing(preprocessor) -> dict:
+    """What an image preprocessor does to the pixels: normalisation and channel order."""
+    summary = dict(
+        channel_conversion=bool(
+            getattr(preprocessor, '_channel_conversion', False)
+            or getattr(preprocessor, 'to_rgb', False)
+        )
+    )
+    if getattr(preprocessor, '_enable_normalize', False):
+        summary['mean'] = [round(float(v), 4) for v in preprocessor.mean.flatten()]
+        summary['std'] = [round(float(v), 4) for v in preprocessor.std.flatten()]
+    return summary
+
+
+def _warn_if_preprocessing_differs(used, teacher_own) -> None:
+    """The teacher sees the distiller's (the student's) preprocessed inputs; say so when its
+    own config preprocesses differently, since it then sees off-distribution inputs."""
+    ours, theirs = _preprocessing(used), _preprocessing(teacher_own)
+    if ours != theirs:
+        print_log(
+            "the teacher is fed the inputs of the distiller's data_preprocessor "
+            f'({ours}), but its own config preprocesses them differently ({theirs}); '
+            'give student and teacher the same mean / std / channel order',
+            logger='current',
+            level=30,
+        )

@@ -1,12 +1,10 @@
 """RLKDHook under 2-process gloo DDP on CPU: agents stay bitwise identical across ranks."""
 
 import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_helpers import gloo_group, spawn
 from mmengine.logging import MessageHub
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -72,11 +70,7 @@ def _perturb_after_update(agent):
 
 
 def _worker(rank, world_size, port, out_dir, perturb_rank=None):
-    os.environ['MASTER_ADDR'] = '127.0.0.1'
-    os.environ['MASTER_PORT'] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group('gloo', rank=rank, world_size=world_size)
-    try:
+    with gloo_group(rank, world_size, port):
         torch.manual_seed(rank)
         # Different agent seeds per rank on purpose: the hook must broadcast rank 0's agent.
         model = ToyKD(agent=dict(seed=rank, minibatch_size=8, explore_updates=1))
@@ -114,19 +108,11 @@ def _worker(rank, world_size, port, out_dir, perturb_rank=None):
             ),
             os.path.join(out_dir, f'rank{rank}.pt'),
         )
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_agents_identical_across_ranks(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn(_worker, str(tmp_path))
     r0 = torch.load(tmp_path / 'rank0.pt', weights_only=True)
     r1 = torch.load(tmp_path / 'rank1.pt', weights_only=True)
     assert r0['updates'] == r1['updates'] == 3  # stored from iteration 2 on: updates at 4, 7, 10
@@ -142,7 +128,7 @@ def test_agents_identical_across_ranks(tmp_path):
 def test_update_drift_on_one_rank_is_overwritten_by_rank_0(tmp_path):
     # Rank 1's updates come out slightly different (parameters, normalisation, calibration
     # choice, optimizer moments); the broadcast after each update must undo it.
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), 1), nprocs=2, join=True)
+    spawn(_worker, str(tmp_path), 1)
     r0 = torch.load(tmp_path / 'rank0.pt', weights_only=True)
     r1 = torch.load(tmp_path / 'rank1.pt', weights_only=True)
     assert r0['updates'] == r1['updates'] == 3

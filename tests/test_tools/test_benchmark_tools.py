@@ -3,14 +3,28 @@
 import json
 import os.path as osp
 import statistics
-import sys
 
 import pytest
-from test_tools.test_train_test_tools import ROOT, run_tool, small_cls_config
+from test_tools.test_train_test_tools import run_tool, small_cls_config
 
-sys.path.insert(0, ROOT)
+from tools.benchmark.sweep import parse_grid
 
-from tools.benchmark.sweep import parse_grid  # noqa: E402
+
+def sweep(config, work, values, *seeds):
+    seed_args = ['--seeds', *seeds] if seeds else []
+    return run_tool(
+        'tools/benchmark/sweep.py',
+        config,
+        '--grid',
+        f'optim_wrapper.optimizer.lr={values}',
+        '--metric',
+        'accuracy/top1',
+        '--scale',
+        '1',
+        *seed_args,
+        '--work-dir',
+        str(work),
+    )
 
 
 def test_parse_grid():
@@ -24,20 +38,7 @@ def test_parse_grid():
 def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
     config = small_cls_config(tmp_path)
     work = tmp_path / 'sweep'
-    out = run_tool(
-        'tools/benchmark/sweep.py',
-        config,
-        '--grid',
-        'optim_wrapper.optimizer.lr=0.0,0.003',
-        '--metric',
-        'accuracy/top1',
-        '--scale',
-        '1',
-        '--seeds',
-        '0',
-        '--work-dir',
-        str(work),
-    )
+    out = sweep(config, work, '0.0,0.003', '0')
     with open(work / 'sweep.json') as f:
         results = json.load(f)['results']
     assert [r['options'] for r in results] == [
@@ -58,18 +59,7 @@ def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
     # a second sweep in the same work dir ranks its setting together with the first two and
     # reuses the finished run instead of training it again
     mtime = osp.getmtime(metrics_file)
-    out = run_tool(
-        'tools/benchmark/sweep.py',
-        config,
-        '--grid',
-        'optim_wrapper.optimizer.lr=0.0,0.001',
-        '--metric',
-        'accuracy/top1',
-        '--scale',
-        '1',
-        '--work-dir',
-        str(work),
-    )
+    out = sweep(config, work, '0.0,0.001')
     with open(work / 'sweep.json') as f:
         results = json.load(f)['results']
     assert sorted(r['options'][0] for r in results) == [

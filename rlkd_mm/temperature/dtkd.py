@@ -26,12 +26,21 @@ class DTKDTemperature(BaseTemperature):
     fall back to tau (plain KD for that instance); everything is then clamped to
     ``[t_min, t_max]``. Both temperatures are detached.
 
+    With ``score_type='sigmoid'`` (dense detection heads) the classes are independent sigmoids,
+    which are *not* shift invariant, and early in training every class logit of a positive prior
+    is negative (the heads' prior-probability bias): the raw maxima then give a student
+    temperature at ``t_min`` and a teacher one far above tau, which sharpens the student's scores
+    tenfold and stops it from learning. A sigmoid's sharpness is the magnitude of its logit, so
+    for sigmoid scores ``m = max_c |z_c|`` (>= 0) replaces the maximum, our adaptation of the
+    formula.
+
     Args:
         base_temperature (float): tau, > 0. Defaults to 4.0.
         t_min (float): Lower clamp, > 0. Defaults to 0.1.
         t_max (float): Upper clamp, >= t_min. Defaults to 100.0.
         eps (float): Smallest ``m_s + m_t`` the formula is applied to. Defaults to 1e-6.
-        score_type (str): See :class:`BaseTemperature`. Not used. Defaults to 'softmax'.
+        score_type (str): See :class:`BaseTemperature`. 'sigmoid' measures each model's
+            sharpness by its largest absolute logit. Defaults to 'softmax'.
     """
 
     def __init__(
@@ -68,6 +77,8 @@ class DTKDTemperature(BaseTemperature):
         """
         self._check_inputs(student_logits, teacher_logits)
         tau = self.base_temperature
+        if self.score_type == 'sigmoid':
+            student_logits, teacher_logits = student_logits.abs(), teacher_logits.abs()
         max_s = student_logits.max(dim=1).values
         max_t = teacher_logits.max(dim=1).values.to(max_s.dtype)
         total = max_s + max_t

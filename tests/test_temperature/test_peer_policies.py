@@ -333,6 +333,21 @@ def test_dtkd_unclamped_temperatures_average_to_base():
     torch.testing.assert_close(t_s / t_t, m_s / m_t)
 
 
+def test_dtkd_sigmoid_uses_largest_absolute_logit():
+    # Dense-head positives early in training: all class logits negative (prior bias ~ -4.6).
+    s = torch.tensor([[-4.6, -5.0, -4.8], [-1.0, -3.0, 2.0]])
+    t = torch.tensor([[5.0, -6.0, -7.0], [-4.0, -9.0, 1.0]])
+    t_s, t_t = DTKDTemperature(base_temperature=4.0, t_min=0.1, t_max=100.0, score_type='sigmoid')(
+        s, t
+    )
+    # sharpness max|z|: row 0 (5.0, 7.0), row 1 (3.0, 9.0); T = 2 m / (m_s + m_t) * tau
+    torch.testing.assert_close(t_s, torch.tensor([2 * 5.0 / 12 * 4, 2 * 3.0 / 12 * 4]))
+    torch.testing.assert_close(t_t, torch.tensor([2 * 7.0 / 12 * 4, 2 * 9.0 / 12 * 4]))
+    # the softmax reading of the same logits would give the student the floor temperature
+    soft_s, _ = DTKDTemperature(base_temperature=4.0, t_min=0.1, t_max=100.0)(s, t)
+    assert float(soft_s[0]) == pytest.approx(0.1)
+
+
 @pytest.mark.parametrize(
     'kwargs, match',
     [

@@ -515,14 +515,17 @@ class RLKDAgent:
         ``r_i = g_i + (R - sum_j g_j) / N`` (see ``calibrate_rewards``) when the current reward
         model passed validation, else the equal split ``R / N``.
         """
-        if self.uses_learned_calibration:
-            contributions = self.reward_model(
-                self.norm.normalize(step.raw_states.to(self.device)),
-                self._rescaled(step.temperatures.to(self.device)),
-            )
-        else:
-            contributions = torch.zeros(step.num, device=self.device)
+        contributions = self._contributions(
+            step.raw_states.to(self.device), step.temperatures.to(self.device)
+        )
         return calibrate_rewards(contributions, float(batch_reward))
+
+    def _contributions(self, raw_states: Tensor, temperatures: Tensor) -> Tensor:
+        """Per-instance reward-model outputs ``g`` [N]; zeros (the equal split ``R / N`` after
+        calibration) when the reward model did not pass validation."""
+        if not self.uses_learned_calibration:
+            return temperatures.new_zeros(temperatures.shape[0])
+        return self.reward_model(self.norm.normalize(raw_states), self._rescaled(temperatures))
 
     @torch.no_grad()
     def _instance_rewards(
@@ -533,13 +536,7 @@ class RLKDAgent:
         sizes: Tensor,
         batch_rewards: Tensor,
     ) -> Tensor:
-        if self.uses_learned_calibration:
-            contributions = self.reward_model(
-                self.norm.normalize(steps.raw_states), self._rescaled(steps.temperatures)
-            )
-        else:
-            # Equal split: g = 0 makes the calibration below r_i = R_k / B.
-            contributions = steps.temperatures.new_zeros(steps.num)
+        contributions = self._contributions(steps.raw_states, steps.temperatures)
         sums = contributions.new_zeros(len(items)).index_add(0, iter_index, contributions)
         residual = (batch_rewards - sums) / sizes.to(contributions.dtype)
         rewards = contributions + residual[iter_index]

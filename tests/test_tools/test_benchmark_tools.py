@@ -10,8 +10,9 @@ from test_tools.test_train_test_tools import run_tool, small_cls_config
 from tools.benchmark.sweep import parse_grid
 
 
-def sweep(config, work, values, *seeds):
+def sweep(config, work, values, *seeds, options=()):
     seed_args = ['--seeds', *seeds] if seeds else []
+    option_args = ['--cfg-options', *options] if options else []
     return run_tool(
         'tools/benchmark/sweep.py',
         config,
@@ -22,6 +23,7 @@ def sweep(config, work, values, *seeds):
         '--scale',
         '1',
         *seed_args,
+        *option_args,
         '--work-dir',
         str(work),
     )
@@ -69,3 +71,10 @@ def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
     ]
     assert osp.getmtime(metrics_file) == mtime
     assert out.count('| optim_wrapper.optimizer.lr=') == 3
+
+    # the same grid under another fixed option trains something else: the finished run of the
+    # same work dir is not reused for it, but retrained
+    sweep(config, work, '0.0', options=['train_cfg.max_epochs=2'])
+    assert osp.getmtime(metrics_file) > mtime
+    with open(metrics_file) as f:
+        assert json.load(f)['run_digest'] != metrics['run_digest']

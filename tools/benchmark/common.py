@@ -28,6 +28,23 @@ def config_digest(config: str, extra: Sequence[str] = ()) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def run_digest(config: str, seed: int, cfg_options: Sequence[str] = ()) -> str:
+    """Hash of what a run trains: the config with ``cfg_options`` merged in, and the seed.
+
+    Equivalent settings hash alike (an option that restates the config's value changes
+    nothing), so a finished run is reused exactly when it trained the same thing."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--cfg-options', *cfg_options]).cfg_options)
+    return hashlib.sha256(f'{cfg.pretty_text}\nseed={seed}'.encode()).hexdigest()[:12]
+
+
 def run_one(
     config: str,
     work_dir: str,
@@ -39,14 +56,17 @@ def run_one(
     """Train ``config`` with ``seed`` in a subprocess, then evaluate the final model on the
     test split; returns the test metrics (read back from ``work_dir/final_metrics.json``).
 
-    With ``reuse``, a work dir that already holds ``final_metrics.json`` (a finished run of the
-    same row and seed, e.g. of an interrupted table) is not trained again."""
+    With ``reuse``, a work dir whose ``final_metrics.json`` records the same
+    :func:`run_digest` (a finished run of the same config, options and seed, e.g. of an
+    interrupted table) is not trained again; one that trained anything else is retrained."""
     done_file = osp.join(work_dir, 'final_metrics.json')
+    digest = run_digest(config, seed, cfg_options)
     if reuse and osp.isfile(done_file):
         with open(done_file) as f:
             metrics = json.load(f)
-        metrics.setdefault('wall_s', float('nan'))
-        return metrics
+        if metrics.get('run_digest') == digest:
+            metrics.setdefault('wall_s', float('nan'))
+            return metrics
     os.makedirs(work_dir, exist_ok=True)
     cmd = [
         _python(),
@@ -70,6 +90,7 @@ def run_one(
     with open(done_file) as f:
         metrics = json.load(f)
     metrics['wall_s'] = time.time() - start
+    metrics['run_digest'] = digest
     with open(done_file, 'w') as f:
         json.dump(metrics, f, indent=1, sort_keys=True)
     return metrics

@@ -53,5 +53,11 @@ model = dict(
 optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
 # 391 iterations per epoch at batch 128 (8 x 16): agent acts after one epoch
 custom_hooks = [
-    dict(type='rlkd_mm.RLKDHook', update_interval=16, warmup_iters=391, reward_ema=0.9),
+    dict(
+        type='rlkd_mm.RLKDHook',
+        reward='instance',
+        reward_interval=4,
+        update_interval=8,
+        warmup_iters=391,
+    ),
 ]

@@ -32,4 +32,12 @@ model = dict(
 optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
 
 # 7330 iterations per epoch at 16 images per batch
-custom_hooks = [dict(type='rlkd_mm.RLKDHook', update_interval=50, warmup_iters=1000)]
+custom_hooks = [
+    dict(
+        type='rlkd_mm.RLKDHook',
+        reward='instance',
+        reward_interval=4,
+        update_interval=8,
+        warmup_iters=1000,
+    )
+]

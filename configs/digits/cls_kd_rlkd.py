@@ -11,10 +11,18 @@ model = dict(
         t_init=4.0,
         warmup_temperature=4.0,
         hq_tau=0.5,
-        agent=dict(lr=3e-4, gamma=0.9, explore_updates=8, minibatch_size=256, seed=0),
+        agent=dict(lr=3e-4, gamma=0.9, explore_updates=8, minibatch_size=256),
         dump_size=4096,
     ))
-# 17 iterations per epoch: the agent acts after one epoch and learns every 8 iterations
+# 17 iterations per epoch: the agent acts after one epoch. Every 4th acting iteration is
+# re-evaluated for per-instance rewards (the change of each image's own loss after the step it
+# took part in); the agent learns from every 8 such iterations.
 custom_hooks = [
-    dict(type='rlkd_mm.RLKDHook', update_interval=8, warmup_iters=17, reward_ema=0.9),
+    dict(
+        type='rlkd_mm.RLKDHook',
+        reward='instance',
+        reward_interval=4,
+        update_interval=8,
+        warmup_iters=17,
+    ),
 ]

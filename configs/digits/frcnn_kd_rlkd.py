@@ -1,6 +1,6 @@
 # DigitsDet KD as frcnn_kd_fixed.py, with RLKD: the agent picks one temperature per sampled RoI.
-# The first 200 iterations use the fixed warm-up temperature 4; the agent is updated every 20
-# iterations (about 188 iterations per epoch).
+# The first 200 iterations use the fixed warm-up temperature 4; then the agent acts on every
+# batch (about 188 iterations per epoch).
 _base_ = ['./frcnn_kd_fixed.py']
 
 model = dict(
@@ -15,4 +15,14 @@ model = dict(
     )
 )
 
-custom_hooks = [dict(type='rlkd_mm.RLKDHook', update_interval=20, warmup_iters=200)]
+# Per-instance rewards: every 4th acting iteration each sampled RoI's classification loss is
+# re-evaluated after the step.
+custom_hooks = [
+    dict(
+        type='rlkd_mm.RLKDHook',
+        reward='instance',
+        reward_interval=4,
+        update_interval=8,
+        warmup_iters=200,
+    )
+]

@@ -1,6 +1,6 @@
 # DigitsDet KD as gfl_ld_fixed.py, with RLKD: the agent picks one temperature per positive prior
 # (shared by its class scores and its 4 box-side distributions). The first 200 iterations use
-# the fixed warm-up temperature 4; the agent is updated every 20 iterations
+# the fixed warm-up temperature 4; then the agent acts on every batch
 # (about 188 iterations per epoch).
 _base_ = ['./gfl_ld_fixed.py']
 
@@ -17,4 +17,14 @@ model = dict(
     )
 )
 
-custom_hooks = [dict(type='rlkd_mm.RLKDHook', update_interval=20, warmup_iters=200)]
+# Per-instance rewards: every 4th acting iteration each positive's own loss (class BCE + 1 - GIoU
+# on the targets assigned at that iteration) is re-evaluated after the step.
+custom_hooks = [
+    dict(
+        type='rlkd_mm.RLKDHook',
+        reward='instance',
+        reward_interval=4,
+        update_interval=8,
+        warmup_iters=200,
+    )
+]

@@ -17,5 +17,11 @@ model = dict(
 optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
 # 5005 iterations per epoch at batch 256 (8 x 32): agent acts after 1000 iterations
 custom_hooks = [
-    dict(type='rlkd_mm.RLKDHook', update_interval=16, warmup_iters=1000, reward_ema=0.9),
+    dict(
+        type='rlkd_mm.RLKDHook',
+        reward='instance',
+        reward_interval=4,
+        update_interval=8,
+        warmup_iters=1000,
+    ),
 ]

@@ -10,8 +10,9 @@ from torch import Tensor
 
 from .buffer import AgentStep, RolloutBuffer, Transition
 from .policy import ActorCritic, check_squash_range
+from .ppo import clipped_policy_loss
 from .reward_model import RewardModel, calibrate_rewards
-from .state import RunningNorm
+from .state import RunningNorm, RunningScale
 
 
 def _check(cond: bool, key: str, value: Any, requirement: str) -> None:
@@ -260,6 +261,9 @@ class RLKDAgent:
         # Progress drifts over training: a fixed map 2p - 1 keeps it informative.
         fixed = None if progress_column is None else {progress_column: (0.5, 0.5)}
         self.norm = RunningNorm(state_dim, clip=norm_clip, fixed_columns=fixed)
+        # Running spread of the instance rewards: PPO's value targets (and so its step sizes)
+        # then do not depend on the scale of the task loss (CE vs. QFL + GIoU, ...).
+        self.reward_scale = RunningScale()
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.reward_optimizer = torch.optim.Adam(
             self.reward_model.parameters(),
@@ -311,6 +315,7 @@ class RLKDAgent:
             list(self.net.state_dict().values())
             + list(self.reward_model.state_dict().values())
             + list(self.norm.state_dict().values())
+            + list(self.reward_scale.state_dict().values())
             + [self.calibration_learned]
         )
         if include_optimizer:
@@ -334,6 +339,7 @@ class RLKDAgent:
         self.net.to(device)
         self.reward_model.to(device)
         self.norm.to(device)
+        self.reward_scale.to(device)
         self.calibration_learned = self.calibration_learned.to(device)
         for optimizer in (self.optimizer, self.reward_optimizer):
             for state in optimizer.state.values():
@@ -409,6 +415,7 @@ class RLKDAgent:
         batch_reward: float,
         next_states: Optional[Tensor] = None,
         instance_rewards: Optional[Tensor] = None,
+        iteration: int = -1,
     ) -> None:
         """Store one iteration of experience.
 
@@ -421,6 +428,8 @@ class RLKDAgent:
                 wrong).
             instance_rewards (Tensor, optional): ``[N]`` rewards per instance that replace the
                 calibrated ones (the reward model is then not fitted on this batch).
+            iteration (int): the training iteration k, used to merge the DDP ranks' steps of
+                one iteration (see ``merge_iterations``). Defaults to -1 (unknown).
         """
         if step.num == 0:
             raise ValueError('step must hold at least one instance, got N=0')
@@ -444,7 +453,11 @@ class RLKDAgent:
                     f'instance_rewards must be [{step.num}], got {tuple(instance_rewards.shape)}'
                 )
             instance_rewards = instance_rewards.detach().to(device, torch.float32)
-        self.buffer.append(Transition(step.to(device), batch_reward, next_states, instance_rewards))
+            if not bool(torch.isfinite(instance_rewards).all()):
+                raise ValueError('instance_rewards must be finite')
+        self.buffer.append(
+            Transition(step.to(device), batch_reward, next_states, instance_rewards, iteration)
+        )
 
     # ------------------------------------------------------------------ learning
     def _fit_reward_model(self) -> Tuple[float, float]:
@@ -521,11 +534,19 @@ class RLKDAgent:
         return calibrate_rewards(contributions, float(batch_reward))
 
     def _contributions(self, raw_states: Tensor, temperatures: Tensor) -> Tensor:
-        """Per-instance reward-model outputs ``g`` [N]; zeros (the equal split ``R / N`` after
-        calibration) when the reward model did not pass validation."""
+        """Action-dependent part of the reward-model outputs [N]:
+        ``c_i = g(s_i, a_i) - g(s_i, mean action of s_i)``.
+
+        State-only terms of ``g`` (e.g. how easy the batch is) say nothing about the action, so
+        they are left to the equal split of the residual. Zeros (the equal split ``R / N`` after
+        calibration) when the reward model did not pass validation.
+        """
         if not self.uses_learned_calibration:
             return temperatures.new_zeros(temperatures.shape[0])
-        return self.reward_model(self.norm.normalize(raw_states), self._rescaled(temperatures))
+        states = self.norm.normalize(raw_states)
+        mean_t = self.net.squash(self.net(states)[0])
+        taken = self.reward_model(states, self._rescaled(temperatures))
+        return taken - self.reward_model(states, self._rescaled(mean_t))
 
     @torch.no_grad()
     def _instance_rewards(
@@ -621,7 +642,9 @@ class RLKDAgent:
                     (t.step.raw_states, self._rescaled(t.step.temperatures), t.batch_reward)
                 )
         reward_model_loss, reward_model_r2 = self._fit_reward_model()
-        rewards = self._instance_rewards(items, steps, iter_index, sizes, batch_rewards)
+        raw_rewards = self._instance_rewards(items, steps, iter_index, sizes, batch_rewards)
+        self.reward_scale.update(raw_rewards)
+        rewards = raw_rewards / self.reward_scale.scale().to(raw_rewards.dtype)
         next_values = self._bootstrap_values(items, steps, iter_index, sizes)
         returns = rewards + self.gamma * next_values[iter_index]
         advantages = returns - steps.values
@@ -634,10 +657,9 @@ class RLKDAgent:
         adv_var = ((advantages - adv_mean) ** 2 * policy_weights).sum() / num_explored
         advantages = (advantages - adv_mean) / (adv_var.sqrt() + 1e-8)
 
-        totals = dict(
-            policy_loss=0.0, value_loss=0.0, entropy=0.0, approx_kl=0.0, clip_fraction=0.0
-        )
-        sums = {k: torch.zeros((), device=device) for k in totals}
+        keys = ('policy_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction')
+        sums = {k: torch.zeros((), device=device) for k in keys}
+        first_minibatch: Dict[str, float] = {}
         num_minibatches = 0
         params = list(self.net.parameters())
         for _ in range(self.ppo_epochs):
@@ -646,15 +668,11 @@ class RLKDAgent:
                 mu, values = self.net(steps.states[idx])
                 dist = self.net.distribution(mu)
                 log_probs = dist.log_prob(steps.actions[idx])
-                log_ratio = log_probs - steps.log_probs[idx]
-                ratio = log_ratio.exp()
-                adv = advantages[idx]
                 weight = policy_weights[idx]
                 denom = weight.sum().clamp_min(1.0)
-                clipped = ratio.clamp(1.0 - self.clip_eps, 1.0 + self.clip_eps)
-                surrogate = torch.min(ratio * adv, clipped * adv)
-                # torch.where, not a product: unexplored terms must not leak even as 0 * inf.
-                policy_loss = -torch.where(weight > 0, surrogate, 0.0).sum() / denom
+                policy_loss, kl, clip = clipped_policy_loss(
+                    log_probs, steps.log_probs[idx], advantages[idx], weight, self.clip_eps
+                )
                 value_loss = F.mse_loss(values, returns[idx])
                 entropy = (dist.entropy() * weight).sum() / denom
                 loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
@@ -667,10 +685,16 @@ class RLKDAgent:
                     sums['policy_loss'] += policy_loss.detach()
                     sums['value_loss'] += value_loss.detach()
                     sums['entropy'] += entropy.detach()
-                    kl = torch.where(weight > 0, (ratio - 1.0) - log_ratio, 0.0)
-                    sums['approx_kl'] += kl.sum() / denom
-                    clip = ((ratio - 1.0).abs() > self.clip_eps).to(weight.dtype) * weight
-                    sums['clip_fraction'] += clip.sum() / denom
+                    sums['approx_kl'] += kl
+                    sums['clip_fraction'] += clip
+                    if num_minibatches == 0:
+                        # Before any step the policy is the acting one: ratio 1, KL 0.
+                        ratio = (log_probs.detach() - steps.log_probs[idx]).exp()
+                        dev = torch.where(weight > 0, (ratio - 1.0).abs(), 0.0)
+                        first_minibatch = dict(
+                            first_ratio_max_dev=float(dev.max()),
+                            first_approx_kl=float(kl),
+                        )
                 num_minibatches += 1
 
         self.norm.update(steps.raw_states)
@@ -683,13 +707,15 @@ class RLKDAgent:
             calibration_learned=float(self.calibration_learned),
             explored_fraction=float(policy_weights.mean()),
             batch_reward=float(batch_rewards.mean()),
-            instance_reward=float(rewards.mean()),
+            instance_reward=float(raw_rewards.mean()),
+            reward_scale=float(self.reward_scale.scale()),
             t_mean=float(temperatures.mean()),
             t_std=float(temperatures.std(unbiased=False)),
             action_std=float(self.net.std.detach()),
             phase=0.0 if exploring else 1.0,
             num_instances=float(steps.num),
             hq_fraction=float(steps.hq_mask.float().mean()),
+            **first_minibatch,
         )
         return stats
 
@@ -705,6 +731,7 @@ class RLKDAgent:
             optimizer=_to_cpu(self.optimizer.state_dict()),
             reward_optimizer=_to_cpu(self.reward_optimizer.state_dict()),
             norm=_to_cpu(self.norm.state_dict()),
+            reward_scale=_to_cpu(self.reward_scale.state_dict()),
             buffer=self.buffer.state_dict(),
             reward_window=[(_to_cpu(s), _to_cpu(u), r) for s, u, r in self.reward_window],
             update_count=self.update_count,
@@ -727,6 +754,8 @@ class RLKDAgent:
         self.optimizer.load_state_dict(state['optimizer'])
         self.reward_optimizer.load_state_dict(state['reward_optimizer'])
         self.norm.load_state_dict(state['norm'])
+        if 'reward_scale' in state:
+            self.reward_scale.load_state_dict(state['reward_scale'])
         self.buffer.load_state_dict(state['buffer'], device)
         self.reward_window = deque(
             ((s.to(device), u.to(device), float(r)) for s, u, r in state['reward_window']),

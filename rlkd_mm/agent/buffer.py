@@ -75,13 +75,16 @@ class Transition:
         next_states (Tensor, optional): ``[M, D]`` normalised states of iteration k + 1 (the
             bootstrap target); None when they were not observed.
         instance_rewards (Tensor, optional): ``[N]`` rewards per instance given directly, which
-            bypass the reward model and its calibration (for tests and custom rewards).
+            bypass the reward model and its calibration (per-instance reward modes, tests).
+        iteration (int): the training iteration k (-1: unknown). Under DDP the hook merges the
+            ranks' transitions of one iteration into one when they share a batch reward.
     """
 
     step: AgentStep
     batch_reward: float
     next_states: Optional[Tensor] = None
     instance_rewards: Optional[Tensor] = None
+    iteration: int = -1
 
     def to(self, device: Any) -> 'Transition':
         return Transition(
@@ -91,6 +94,7 @@ class Transition:
             instance_rewards=None
             if self.instance_rewards is None
             else self.instance_rewards.to(device),
+            iteration=self.iteration,
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -99,6 +103,7 @@ class Transition:
             batch_reward=self.batch_reward,
             next_states=self.next_states,
             instance_rewards=self.instance_rewards,
+            iteration=self.iteration,
         )
 
     @classmethod
@@ -108,6 +113,7 @@ class Transition:
             batch_reward=float(data['batch_reward']),
             next_states=data['next_states'],
             instance_rewards=data['instance_rewards'],
+            iteration=int(data.get('iteration', -1)),
         )
 
 
@@ -150,3 +156,39 @@ class RolloutBuffer:
         self._items = deque(
             (Transition.from_dict(d).to(device) for d in state), maxlen=self.capacity
         )
+
+
+def merge_iterations(transitions: Sequence[Transition]) -> List[Transition]:
+    """Merge the transitions that share a batch-level reward of one iteration (one per DDP
+    rank, in rank order) into one transition of that iteration.
+
+    A batch reward measured on the whole (global) batch is one observation: stored once per
+    rank it would be counted once per rank by the calibration. Transitions with per-instance
+    rewards, or without an iteration, are kept as they are. Order: by first appearance.
+    """
+    groups: Dict[int, List[Transition]] = {}
+    out: List[Any] = []
+    for t in transitions:
+        if t.instance_rewards is not None or t.iteration < 0:
+            out.append(t)
+            continue
+        if t.iteration not in groups:
+            groups[t.iteration] = []
+            out.append(t.iteration)
+        groups[t.iteration].append(t)
+    merged = []
+    for entry in out:
+        if isinstance(entry, Transition):
+            merged.append(entry)
+            continue
+        group = groups[entry]
+        nexts = [t.next_states for t in group if t.next_states is not None]
+        merged.append(
+            Transition(
+                step=AgentStep.cat([t.step for t in group]),
+                batch_reward=group[0].batch_reward,
+                next_states=torch.cat(nexts) if nexts else None,
+                iteration=entry,
+            )
+        )
+    return merged

@@ -262,18 +262,13 @@ class RunningNorm(nn.Module):
         """Merge the statistics of ``x`` (``[N, D]``) into the running ones."""
         if x.dim() != 2 or x.size(1) != self.dim:
             raise ValueError(f'x must be [N, {self.dim}], got {tuple(x.shape)}')
-        n = x.size(0)
-        if n == 0:
-            return
-        x = x.to(self.mean.device, torch.float64)
-        batch_mean = x.mean(dim=0)
-        batch_m2 = ((x - batch_mean) ** 2).sum(dim=0)
-        total = self.count + n
-        delta = batch_mean - self.mean
-        m2 = self.var * self.count + batch_m2 + delta**2 * self.count * n / total
-        self.mean.add_(delta * n / total)
-        self.var.copy_(m2 / total)
-        self.count.copy_(total)
+        self.merge_moments(*moments(x))
+
+    @torch.no_grad()
+    def merge_moments(self, count: Tensor, total: Tensor, total_sq: Tensor) -> None:
+        """Merge the statistics of a set given by its count, column sums and sums of squares
+        (what :func:`moments` returns; sums over several processes add up)."""
+        _merge_welford(self, count, total, total_sq)
 
     def normalize(self, x: Tensor) -> Tensor:
         """Standardised (fixed-affine for ``fixed_columns``) and clipped ``x``: ``[N, D]`` in
@@ -285,3 +280,59 @@ class RunningNorm(nn.Module):
     def extra_repr(self) -> str:
         fixed = f', fixed_columns={self.fixed_columns}' if self.fixed_columns else ''
         return f'dim={self.dim}, clip={self.clip}{fixed}'
+
+
+def moments(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(count, sum, sum of squares)`` over the rows of ``x`` (``[N, D]`` or ``[N]``), float64.
+
+    These add up over batches and processes, so statistics gathered during warm-up or on
+    several DDP ranks can be all-reduced and then merged with ``merge_moments``.
+    """
+    x = x.detach().to(torch.float64)
+    return x.new_tensor(float(x.size(0))), x.sum(dim=0), (x * x).sum(dim=0)
+
+
+def _merge_welford(stats: nn.Module, count: Tensor, total: Tensor, total_sq: Tensor) -> None:
+    """Merge a set (count, sum, sum of squares) into ``stats.mean/var/count`` (Chan et al.)."""
+    device = stats.mean.device
+    n = float(count)
+    if n <= 0:
+        return
+    batch_mean = total.to(device, torch.float64) / n
+    batch_m2 = (total_sq.to(device, torch.float64) - n * batch_mean**2).clamp_min(0.0)
+    merged = stats.count + n
+    delta = batch_mean - stats.mean
+    m2 = stats.var * stats.count + batch_m2 + delta**2 * stats.count * n / merged
+    stats.mean.add_(delta * n / merged)
+    stats.var.copy_(m2 / merged)
+    stats.count.copy_(merged)
+
+
+class RunningScale(nn.Module):
+    """Running spread of a scalar signal (the instance rewards), to divide it by.
+
+    ``scale()`` is ``sqrt(var)`` of everything merged so far (1 before any update, and never
+    below ``eps``). Rewards are divided, not centred: PPO normalises its advantages itself, and
+    the critic's targets keep their sign.
+
+    Args:
+        eps (float): lower bound of the scale. Defaults to 1e-8.
+    """
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = float(eps)
+        self.register_buffer('mean', torch.zeros((), dtype=torch.float64))
+        self.register_buffer('var', torch.ones((), dtype=torch.float64))
+        self.register_buffer('count', torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        """Merge the values of ``x`` (any shape) into the running statistics."""
+        _merge_welford(self, *moments(x.reshape(-1)))
+
+    def scale(self) -> Tensor:
+        """The current spread, a 0-dim float64 tensor."""
+        if float(self.count) < 2:
+            return torch.ones_like(self.var)
+        return self.var.sqrt().clamp_min(self.eps)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from rlkd_mm.agent import AgentStep, RLKDAgent
-from rlkd_mm.agent.state import STATE_DIM, STATE_NAMES, instance_state
+from rlkd_mm.agent.state import STATE_DIM, STATE_NAMES, instance_state, moments
 from rlkd_mm.registry import MODELS
 
 from .base import BaseTemperature, check_temperature_range
@@ -51,7 +51,8 @@ class RLTemperature(BaseTemperature):
         score_type (str): 'softmax' or 'sigmoid'; see ``instance_state``.
         hq_tau (float): teacher-confidence threshold of high-quality instances. Defaults to 0.5.
         agent (dict, optional): other keyword arguments of ``RLKDAgent`` (``lr``, ``gamma``,
-            ``explore_updates``, ``seed``, ...).
+            ``explore_updates``, ``seed``, ...). Without a ``seed`` the agent takes the seed
+            torch was last seeded with (the run's ``randomness.seed``).
         dump_size (int): if > 0, the last ``dump_size`` instances' ``DUMP_COLUMNS`` are kept in
             a ring buffer for analysis, saved with the agent. Defaults to 0.
         deterministic (bool): while acting, take the agent's mean action (no exploration
@@ -93,6 +94,10 @@ class RLTemperature(BaseTemperature):
                     f'agent.{key} is set by RLTemperature itself; set {key} on '
                     f'RLTemperature instead, got agent.{key}={agent_cfg[key]!r}'
                 )
+        if agent_cfg.get('seed') is None:
+            # The run's seed (mmengine seeds torch before building the model), so that a new
+            # seed changes the agent's initialisation, noise and minibatches too.
+            agent_cfg['seed'] = int(torch.initial_seed() % (2**31))
         self.t_min, self.t_max, self.t_init = float(t_min), float(t_max), float(t_init)
         self.warmup_temperature = float(warmup_temperature)
         self.dump_size = dump_size
@@ -116,9 +121,14 @@ class RLTemperature(BaseTemperature):
         self.progress = 0.0
         self.iteration = 0
         self.num_empty_batches = 0
+        # Set by RLKDHook on the iterations whose per-instance rewards it will measure: the
+        # distiller then caches what the re-evaluation needs (see BaseDistiller).
+        self.collect_rewards = False
+        self._warmup_moments: Optional[Tuple[Tensor, Tensor, Tensor]] = None
         self._pending: Optional[AgentStep] = None
         self._task_loss_sum: Optional[Tensor] = None
         self._task_loss_count = 0
+        self._reward_rows: Optional[Tensor] = None
         self._dump_rows: Optional[Tensor] = None
         self._dump_next = 0
         self._dump_filled = 0
@@ -145,6 +155,8 @@ class RLTemperature(BaseTemperature):
                     "dict(type='rlkd_mm.RLKDHook') to custom_hooks): it keeps the warm-up "
                     'temperature and the agent never acts or learns'
                 )
+            if self.training and self.driven and num > 0 and gt_labels is not None:
+                self._accumulate_warmup_states(student_logits, teacher_logits, gt_labels)
             t = self._full(num, self.warmup_temperature, student_logits)
             return t, t
         if gt_labels is None:
@@ -156,25 +168,53 @@ class RLTemperature(BaseTemperature):
         agent = self.agent
         if agent.device != student_logits.device:
             agent.to(student_logits.device)
-        student_logits, teacher_logits = student_logits.detach(), teacher_logits.detach()
+        # The agent works in float32 whatever the training precision (e.g. under --amp).
+        with torch.autocast(student_logits.device.type, enabled=False):
+            states = self._states(student_logits, teacher_logits, gt_labels)
+            # The same test as ``high_quality_mask``, read off the state (no second softmax).
+            hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
+                states[:, _TEACHER_GT_PROB] >= agent.hq_tau
+            )
+            temperatures, step = agent.act(states, hq_mask, deterministic=self.deterministic)
+        self._pending = step if self._pending is None else AgentStep.cat([self._pending, step])
+        if self.dump_size > 0:
+            self._append_dump(step, states)
+        t = temperatures.to(student_logits.dtype)
+        return t, t
+
+    def _states(self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor) -> Tensor:
+        """Float32 instance states ``[N, STATE_DIM]``; raises on non-finite values."""
         states = instance_state(
-            student_logits, teacher_logits, gt_labels, self.progress, self.score_type
+            student_logits.detach().float(),
+            teacher_logits.detach().float(),
+            gt_labels,
+            self.progress,
+            self.score_type,
         )
         if not bool(torch.isfinite(states).all()):
             raise RuntimeError(
                 f'RLTemperature: non-finite instance states at iteration {self.iteration} '
                 '(non-finite student or teacher logits?); they would corrupt the agent'
             )
-        # The same test as ``high_quality_mask``, read off the state to skip a second softmax.
-        hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
-            states[:, _TEACHER_GT_PROB] >= agent.hq_tau
-        )
-        temperatures, step = agent.act(states, hq_mask, deterministic=self.deterministic)
-        self._pending = step if self._pending is None else AgentStep.cat([self._pending, step])
-        if self.dump_size > 0:
-            self._append_dump(step, states)
-        t = temperatures.to(student_logits.dtype)
-        return t, t
+        return states
+
+    def _accumulate_warmup_states(
+        self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor
+    ) -> None:
+        """Sum the warm-up states' moments, so the agent's normaliser is warm when it acts."""
+        with torch.no_grad(), torch.autocast(student_logits.device.type, enabled=False):
+            new = moments(self._states(student_logits, teacher_logits, gt_labels))
+        if self._warmup_moments is None:
+            self._warmup_moments = new
+        else:
+            self._warmup_moments = tuple(a + b for a, b in zip(self._warmup_moments, new))
+
+    def pop_warmup_moments(self) -> Optional[Tuple[Tensor, Tensor, Tensor]]:
+        """``(count, sum, sum of squares)`` of the states seen during warm-up (float64), or
+        None; forgotten here. ``RLKDHook`` sums them over ranks and merges them into the
+        agent's normaliser when the agent starts acting."""
+        out, self._warmup_moments = self._warmup_moments, None
+        return out
 
     def record_task_loss(self, task_loss: Tensor) -> None:
         """Keep the student's task loss of the current batch (calls within one iteration are
@@ -204,6 +244,21 @@ class RLTemperature(BaseTemperature):
         self._task_loss_sum, self._task_loss_count = None, 0
         return loss
 
+    def record_rewards(self, temperatures: Tensor, rewards: Tensor) -> None:
+        """Keep the last ``dump_size`` (temperature, reward centred on its batch) pairs, the
+        reward's action signal for analysis (``tools/analysis/policy_report.py``)."""
+        if self.dump_size == 0 or rewards.numel() == 0:
+            return
+        centred = rewards.detach().float() - rewards.detach().float().mean()
+        rows = torch.stack([temperatures.detach().float().cpu(), centred.cpu()], dim=1)
+        if self._reward_rows is not None:
+            rows = torch.cat([self._reward_rows, rows])
+        self._reward_rows = rows[-self.dump_size :]
+
+    def reward_record(self) -> Tensor:
+        """``[n, 2]`` rows (temperature, centred reward), oldest first."""
+        return self._reward_rows if self._reward_rows is not None else torch.zeros((0, 2))
+
     def dump(self) -> Tensor:
         """Dumped rows ``[n, len(DUMP_COLUMNS)]`` on the CPU, oldest first."""
         if self._dump_rows is None:
@@ -221,6 +276,7 @@ class RLTemperature(BaseTemperature):
             pending=None if pending is None else pending.to('cpu').to_dict(),
             num_empty_batches=self.num_empty_batches,
             dump=self.dump(),
+            reward_record=self.reward_record().clone(),
         )
 
     def load_rl_state_dict(self, state: Dict[str, Any]) -> None:
@@ -230,6 +286,8 @@ class RLTemperature(BaseTemperature):
             None if pending is None else AgentStep.from_dict(pending).to(self.agent.device)
         )
         self.num_empty_batches = int(state.get('num_empty_batches', 0))
+        record = state.get('reward_record')
+        self._reward_rows = None if record is None or record.numel() == 0 else record.clone()
         self._dump_rows, self._dump_next, self._dump_filled = None, 0, 0
         dump = state.get('dump')
         if self.dump_size > 0 and dump is not None and dump.numel() > 0:

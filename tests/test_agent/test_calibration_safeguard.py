@@ -43,11 +43,14 @@ def _train(mode, iterations=160, update_every=8, seed=0, **kwargs):
 
 
 def test_calibrated_agent_does_at_least_as_well_as_equal_split():
-    equal_error, _ = _train('equal')
-    calibrated_error, learned_fraction = _train('calibrated')
+    # Mean over three seeds: one seed alone is within noise (seed 0: 1.62 vs 1.53).
+    equal = [_train('equal', seed=s)[0] for s in range(3)]
+    calibrated = [_train('calibrated', seed=s) for s in range(3)]
+    equal_error = sum(equal) / 3
+    calibrated_error = sum(e for e, _ in calibrated) / 3
     assert equal_error < 9.0  # the equal split does learn something
-    assert calibrated_error <= equal_error, (calibrated_error, equal_error)
-    assert 0.0 < learned_fraction < 1.0  # both branches were taken
+    assert calibrated_error <= equal_error, (calibrated, equal)
+    assert all(0.0 < f < 1.0 for _, f in calibrated)  # both branches were taken
 
 
 def test_unvalidated_reward_model_falls_back_to_equal_split():
@@ -68,23 +71,31 @@ def test_unvalidated_reward_model_falls_back_to_equal_split():
     assert agent.state_dict()['calibration_learned'] == 0.0
 
 
-def test_validated_reward_model_credits_instances_and_is_saved():
-    # Batch reward = sum of feature 0 over the batch: easy to learn and to validate.
+def test_validated_reward_model_credits_actions_not_states_and_is_saved():
+    # Batch reward = a state-only term (sum of feature 0) plus an action term that grows with T
+    # over the explored range: both are learned, only the action's part is credited.
     gen = torch.Generator().manual_seed(2)
-    agent = RLKDAgent(STATE_DIM, explore_updates=0, reward_window=16, seed=2)
+    agent = RLKDAgent(
+        STATE_DIM, explore_updates=0, reward_window=16, seed=2, reward_model_steps=200
+    )
     for _ in range(16):
         x = torch.rand(B, STATE_DIM, generator=gen)
         x[:, 0] = torch.randn(B, generator=gen)
-        _, step = agent.act(x, torch.ones(B, dtype=torch.bool))
-        agent.store(step, float(x[:, 0].sum()))
+        t, step = agent.act(x, torch.ones(B, dtype=torch.bool))
+        agent.store(step, float(x[:, 0].sum() + 0.5 * (t - 4.0).sum()))
     stats = agent.update()
     assert stats['calibration_learned'] == 1.0 and stats['reward_model_r2'] > 0.5
     x = torch.rand(10, STATE_DIM, generator=gen)
     x[:, 0] = torch.linspace(-2, 2, 10)
-    _, step = agent.act(x, torch.ones(10, dtype=torch.bool))
+    _, step = agent.act(x, torch.ones(10, dtype=torch.bool), deterministic=True)
+    # Every instance took its mean action: nothing to credit, the equal split exactly.
+    torch.testing.assert_close(agent.calibrated_rewards(step, 1.0), torch.full((10,), 0.1))
+    # Higher temperatures than the mean action earn more, whatever the state.
+    step.temperatures = step.temperatures + torch.linspace(-1.0, 1.0, 10).flip(0)
     r = agent.calibrated_rewards(step, 1.0)
     assert math.isclose(float(r.sum()), 1.0, abs_tol=1e-5)
-    assert int(r.argmax()) == 9 and int(r.argmin()) == 0
+    # (a reward model fitted on 12 batch sums gets the action's effect roughly, not exactly)
+    assert float(r[:5].sum()) > float(r[5:].sum()) + 0.2, r
     other = RLKDAgent(STATE_DIM, explore_updates=0, reward_window=16, seed=5)
     other.load_state_dict(agent.state_dict())
     assert other.uses_learned_calibration

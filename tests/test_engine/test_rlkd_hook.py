@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
+from rlkd_mm.agent import instance_state
 from rlkd_mm.engine import RLKDHook
 from rlkd_mm.registry import HOOKS
 from rlkd_mm.temperature import RLTemperature
@@ -68,7 +69,7 @@ LOSSES = [5.0, 4.0, 3.5, 3.2, 3.0, 2.5, 2.6, 2.0, 1.9, 1.7, 1.8, 1.5, 1.4, 1.2]
 def test_reward_measures_student_after_the_update(ema):
     model = ToyDistiller(LOSSES, agent=dict(buffer_size=64))
     runner = FakeRunner(model, max_iters=8)
-    hook = RLKDHook(update_interval=50, warmup_iters=1, reward_ema=ema)
+    hook = RLKDHook(reward='batch', update_interval=50, warmup_iters=1, reward_ema=ema)
     steps = {}
     orig_act = model.temperature.agent.act
 
@@ -107,28 +108,29 @@ def test_reward_measures_student_after_the_update(ema):
 def test_warmup_is_honoured():
     model = ToyDistiller(LOSSES, warmup_temperature=3.0)
     runner = FakeRunner(model, max_iters=10)
-    hook = RLKDHook(update_interval=2, warmup_iters=4)
+    hook = RLKDHook(reward='batch', update_interval=2, warmup_iters=4)
     temps = _run(hook, runner, 0, 5)
     for i in range(4):
         assert torch.equal(temps[i], torch.full((BATCH,), 3.0))
     assert not torch.equal(temps[4], torch.full((BATCH,), 3.0))
     agent = model.temperature.agent
     assert len(agent.buffer) == 0 and agent.update_count == 0
-    assert hook._prev_step is not None  # iteration 4 acted, waiting for its reward
+    assert hook._held is not None  # iteration 4 acted, waiting for its reward
 
 
 def test_update_cadence():
     model = ToyDistiller(LOSSES)
     runner = FakeRunner(model, max_iters=14)
-    hook = RLKDHook(update_interval=3, warmup_iters=2)
+    hook = RLKDHook(reward='batch', update_interval=3, warmup_iters=2)
     hook.before_train(runner)
     counts = []
     for i in range(14):
         _run(hook, runner, i, i + 1, before_train=False)
         counts.append(model.temperature.agent.update_count)
     # Transitions are stored from iteration W + 1 = 3 on; updates after the 3rd, 6th, 9th.
+    # The step acted just before an update (5, 9) is the old policy's and is never stored.
     updated_at = [i for i in range(1, 14) if counts[i] > counts[i - 1]]
-    assert updated_at == [5, 8, 11]
+    assert updated_at == [5, 9, 13]
     hub = runner.message_hub
     assert len(hub.get_scalar('train/rlkd_policy_loss').data[0]) == 3
     assert hub.get_scalar('train/rlkd_phase').data[0].size > 0
@@ -137,7 +139,7 @@ def test_update_cadence():
 def test_empty_batches_are_counted_and_missing_losses_dropped():
     model = ToyDistiller(LOSSES)
     runner = FakeRunner(model, max_iters=10)
-    hook = RLKDHook(update_interval=10, warmup_iters=0)
+    hook = RLKDHook(reward='batch', update_interval=10, warmup_iters=0)
     _run(hook, runner, 0, 3, batch=0)
     assert model.temperature.num_empty_batches == 3
     assert len(model.temperature.agent.buffer) == 0
@@ -152,7 +154,7 @@ def test_save_and_load_give_identical_next_actions():
     cfg = dict(agent=dict(explore_updates=1, minibatch_size=4, seed=3), dump_size=16)
     model = ToyDistiller(LOSSES, **cfg)
     runner = FakeRunner(model, max_iters=14)
-    hook = RLKDHook(update_interval=3, warmup_iters=1, reward_ema=0.5)
+    hook = RLKDHook(reward='batch', update_interval=3, warmup_iters=1, reward_ema=0.5)
     _run(hook, runner, 0, 6)
     checkpoint = {}
     hook.before_save_checkpoint(runner, checkpoint)
@@ -165,7 +167,7 @@ def test_save_and_load_give_identical_next_actions():
     model2 = ToyDistiller(LOSSES, **cfg)
     model2.load_state_dict(model.state_dict())
     runner2 = FakeRunner(model2, max_iters=14)
-    hook2 = RLKDHook(update_interval=3, warmup_iters=1, reward_ema=0.5)
+    hook2 = RLKDHook(reward='batch', update_interval=3, warmup_iters=1, reward_ema=0.5)
     blob.seek(0)
     hook2.after_load_checkpoint(runner2, torch.load(blob, weights_only=True))
     resumed = _run(hook2, runner2, 6, 14)
@@ -181,7 +183,7 @@ def test_save_and_load_give_identical_next_actions():
 def test_policy_must_exist():
     runner = FakeRunner(nn.Linear(2, 2), max_iters=1)
     with pytest.raises(RuntimeError, match='RLTemperature'):
-        RLKDHook().before_train(runner)
+        RLKDHook(reward='batch').before_train(runner)
 
 
 @pytest.mark.parametrize(
@@ -202,7 +204,7 @@ def test_invalid_settings_name_the_key(kwargs, key):
 def test_update_interval_must_fit_the_buffer():
     model = ToyDistiller(LOSSES, agent=dict(buffer_size=4))
     with pytest.raises(ValueError, match='update_interval'):
-        RLKDHook(update_interval=5).before_train(FakeRunner(model, 10))
+        RLKDHook(reward='batch', update_interval=5).before_train(FakeRunner(model, 10))
 
 
 # ---------------------------------------------------------------------- a real mmengine Runner
@@ -262,7 +264,9 @@ def _runner(work_dir, max_iters, load_from=None):
             checkpoint=dict(type='CheckpointHook', interval=6, by_epoch=False),
             logger=dict(type='LoggerHook', interval=4),
         ),
-        custom_hooks=[dict(type='rlkd_mm.RLKDHook', update_interval=3, warmup_iters=2)],
+        custom_hooks=[
+            dict(type='rlkd_mm.RLKDHook', reward='batch', update_interval=3, warmup_iters=2)
+        ],
         load_from=load_from,
         resume=load_from is not None,
         default_scope='mmengine',
@@ -285,7 +289,7 @@ def test_real_runner_trains_saves_and_resumes(tmp_path, restore_default_scope):
     full.train()
     policy = full.model.temperature
     agent = policy.agent
-    assert agent.update_count == 3  # transitions from iteration 3 on; updates at 5, 8, 11
+    assert agent.update_count == 2  # transitions from iteration 3 on; updates at 5, 9
     optimized = {
         id(p) for group in full.optim_wrapper.optimizer.param_groups for p in group['params']
     }
@@ -310,3 +314,54 @@ def test_real_runner_trains_saves_and_resumes(tmp_path, restore_default_scope):
     x = torch.randn(5, agent.state_dim)
     hq = torch.ones(5, dtype=torch.bool)
     assert torch.equal(agent.act(x, hq)[0], agent2.act(x, hq)[0])
+
+
+def test_warmup_states_warm_the_normaliser():
+    model = ToyDistiller(LOSSES)
+    runner = FakeRunner(model, max_iters=10)
+    hook = RLKDHook(reward='batch', update_interval=5, warmup_iters=3)
+    _run(hook, runner, 0, 3)
+    agent = model.temperature.agent
+    assert int(agent.norm.count) == 0  # merged when the agent starts acting
+    states = []
+    for i in range(3):
+        gen = torch.Generator().manual_seed(1000 + i)
+        x = torch.randn(BATCH, IN_DIM, generator=gen)
+        y = torch.randint(0, NUM_CLASSES, (BATCH,), generator=gen)
+        progress = i / 10
+        states.append(
+            instance_state(model.student(x).detach(), model.teacher(x) * 3, y, progress, 'softmax')
+        )
+    _run(hook, runner, 3, 4, before_train=False)
+    assert int(agent.norm.count) == 3 * BATCH
+    torch.testing.assert_close(agent.norm.mean, torch.cat(states).double().mean(0))
+
+
+class AccumulatingWrapper:
+    """Steps every second iteration, like accumulative_counts=2."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def should_update(self):
+        return self.runner.iter % 2 == 1
+
+
+def test_iterations_without_an_optimizer_step_are_not_rewarded():
+    model = ToyDistiller(LOSSES)
+    runner = FakeRunner(model, max_iters=10)
+    runner.optim_wrapper = AccumulatingWrapper(runner)
+    hook = RLKDHook(reward='batch', update_interval=50, warmup_iters=1)
+    stored = []
+    orig = model.temperature.agent.store
+    model.temperature.agent.store = lambda *a, **k: stored.append(k['iteration']) or orig(*a, **k)
+    _run(hook, runner, 0, 10)
+    assert stored == [1, 3, 5, 7]  # iteration 9 waits for iteration 10
+
+
+def test_per_instance_reward_needs_a_distiller_that_measures_it():
+    model = ToyDistiller(LOSSES)
+    with pytest.raises(TypeError, match="reward='instance'.*ToyDistiller"):
+        RLKDHook(reward='instance').before_train(FakeRunner(model, 10))
+    with pytest.raises(ValueError, match='reward'):
+        RLKDHook(reward='greedy')

@@ -160,3 +160,69 @@ def test_mim_train_from_the_installed_package(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')
+
+
+def small_rlkd_cls_config(tmp_path):
+    """digits cls_kd_rlkd.py on 64 training images, batch 8, with a random saved teacher."""
+    from mmengine.registry import init_default_scope
+
+    from rlkd_mm.registry import MODELS
+
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'))
+    init_default_scope('mmpretrain')
+    teacher_cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/cls_teacher_cnn.py'))
+    teacher = MODELS.build(teacher_cfg.model)
+    teacher_path = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict()), teacher_path)
+    cfg.model.teacher_ckpt = teacher_path
+    cfg.train_dataloader.dataset.indices = 64
+    cfg.train_dataloader.batch_size = 8
+    cfg.val_dataloader.dataset.indices = 32
+    cfg.test_dataloader.dataset.indices = 32
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    cfg.train_cfg.max_epochs = 2
+    cfg.train_cfg.val_interval = 2
+    cfg.custom_hooks = [
+        dict(
+            type='rlkd_mm.RLKDHook',
+            reward='instance',
+            reward_interval=1,
+            update_interval=2,
+            warmup_iters=2,
+        )
+    ]
+    path = str(tmp_path / 'cls_rlkd.py')
+    cfg.dump(path)
+    return path
+
+
+@pytest.mark.slow
+def test_rlkd_train_and_policy_report(tmp_path):
+    import json
+
+    cfg = small_rlkd_cls_config(tmp_path)
+    work = str(tmp_path / 'work')
+    run_tool('tools/train.py', cfg, '--work-dir', work)
+    ckpt = osp.join(work, 'epoch_2.pth')
+    state = torch.load(ckpt)
+    agent_state = state['rlkd_agent']
+    # 14 acting iterations, rewarded 1 in 1 except those acted just before an update
+    assert agent_state['agent']['update_count'] >= 4
+    assert agent_state['reward_record'].shape[1] == 2 and len(agent_state['reward_record']) > 0
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis/policy_report.py', ckpt, '--split', 'val'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout[out.stdout.index('{') :])
+    assert report['num_instances'] == 32  # one deterministic T per validation image
+    assert 1.0 <= report['t_min'] <= report['t_mean'] <= report['t_max'] <= 10.0
+    assert report['flat'] == (report['t_std'] < 0.25)
+    assert set(report['spearman']) >= {'teacher_gt_prob', 'student_ce', 'kl_teacher_student'}
+    assert all(-1.0 <= v <= 1.0 for v in report['spearman'].values())
+    assert sum(b['count'] for b in report['reward_signal']) <= len(agent_state['reward_record'])
+    assert osp.isfile(report['png'])

@@ -2,10 +2,12 @@
 
 Both distillers share the student and teacher architectures and start from the same weights; their
 iterations are interleaved (fixed, RLKD, fixed, RLKD, ...) so that machine load affects both alike.
-An RLKD iteration includes everything RLKD adds: the instance state, the agent's action, and
-``RLKDHook``'s reward/experience bookkeeping and (every ``--update-interval`` iterations) the
-agent update. Reports the ratio of medians (typical iteration) and of means (the periodic agent
-update amortised).
+An RLKD iteration includes everything RLKD adds: the instance state, the agent's action,
+``RLKDHook``'s reward (in the per-instance modes the student's re-evaluation every
+``reward_interval``-th iteration) and experience bookkeeping, and the periodic agent update. One
+RLKD model is timed per ``--reward-intervals`` value, all interleaved with the fixed-T model.
+Reports, per interval, the ratio of means (re-evaluations and agent updates amortised: the
+number that matters), the ratio of medians, and on CUDA the peak-memory ratio.
 
     python tools/benchmark/overhead.py --task cls          # mmpretrain ResNet-34 -> ResNet-18, 224²
     python tools/benchmark/overhead.py --task det          # mmdet GFL R101 -> R18, 320²
@@ -110,7 +112,9 @@ def main():
     parser.add_argument('--size', type=int, help='image side (default 224 cls / 320 det)')
     parser.add_argument('--warmup', type=int, default=5, help='untimed iterations per model')
     parser.add_argument('--iters', type=int, default=20, help='timed iterations per model')
-    parser.add_argument('--update-interval', type=int, default=16)
+    parser.add_argument('--update-interval', type=int, default=8)
+    parser.add_argument('--reward', default='instance', choices=['instance', 'influence', 'batch'])
+    parser.add_argument('--reward-intervals', type=int, nargs='+', default=[4])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', help='write the measurements to this json file')
     args = parser.parse_args()
@@ -121,58 +125,92 @@ def main():
     torch.manual_seed(0)
     fixed = MODELS.build(fixed_cfg)
     fixed.init_weights()
-    rl = MODELS.build(rl_cfg)
-    rl.load_state_dict(fixed.state_dict())  # the same weights (the agent is not in it)
-    models = dict(fixed=fixed.to(args.device).train(), rlkd=rl.to(args.device).train())
+    models = dict(fixed=fixed.to(args.device).train())
+    hooks, runners = {}, {}
+    total = args.warmup + args.iters
+    for m in args.reward_intervals:
+        rl = MODELS.build(rl_cfg)
+        rl.load_state_dict(fixed.state_dict())  # the same weights (the agent is not in it)
+        name = f'rlkd_m{m}'
+        models[name] = rl.to(args.device).train()
+        hooks[name] = RLKDHook(
+            reward=args.reward,
+            reward_interval=m,
+            update_interval=args.update_interval,
+            warmup_iters=0,
+        )
+        runners[name] = SimpleNamespace(
+            model=rl, iter=0, max_iters=total, message_hub=MessageHub.get_current_instance()
+        )
+        hooks[name].before_train(runners[name])
     optim_cfg = dict(
         constructor='rlkd_mm.DistillerOptimWrapperConstructor',
         optimizer=dict(type='SGD', lr=1e-3, momentum=0.9),
     )
     optims = {k: build_optim_wrapper(m, copy.deepcopy(optim_cfg)) for k, m in models.items()}
-
-    hook = RLKDHook(update_interval=args.update_interval, warmup_iters=0)
-    total = args.warmup + args.iters
-    runner = SimpleNamespace(
-        model=models['rlkd'], iter=0, max_iters=total, message_hub=MessageHub.get_current_instance()
-    )
-    hook.before_train(runner)
+    cuda = args.device.startswith('cuda')
 
     def sync():
-        if args.device.startswith('cuda'):
+        if cuda:
             torch.cuda.synchronize()
 
-    times = dict(fixed=[], rlkd=[])
+    times = {k: [] for k in models}
+    peak = {}
     for i in range(total):
         data = make_batch(i)
-        for name in ('fixed', 'rlkd'):
-            model = models[name]
+        for name, model in models.items():
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             sync()
             start = time.perf_counter()
-            if name == 'rlkd':
-                runner.iter = i
-                hook.before_train_iter(runner, i, data)
+            if name in hooks:
+                runners[name].iter = i
+                hooks[name].before_train_iter(runners[name], i, data)
             outputs = model.train_step(data, optims[name])
-            if name == 'rlkd':
-                hook.after_train_iter(runner, i, data, outputs)
+            if name in hooks:
+                hooks[name].after_train_iter(runners[name], i, data, outputs)
             sync()
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - start)
+                if cuda:
+                    peak[name] = max(peak.get(name, 0), torch.cuda.max_memory_allocated())
+            print(f'\riteration {i + 1}/{total}', end='', file=sys.stderr, flush=True)
+    print(file=sys.stderr)
     med = {k: statistics.median(v) for k, v in times.items()}
     mean = {k: statistics.mean(v) for k, v in times.items()}
+    rows = []
+    for m in args.reward_intervals:
+        name = f'rlkd_m{m}'
+        row = dict(
+            reward_interval=m,
+            ratio_mean=mean[name] / mean['fixed'],
+            ratio_median=med[name] / med['fixed'],
+            agent_updates=int(models[name].temperature.agent.update_count),
+        )
+        if peak:
+            row['peak_memory_ratio'] = peak[name] / peak['fixed']
+        rows.append(row)
     result = dict(
         task=args.task,
         device=args.device,
+        reward=args.reward,
         batch_size=args.batch_size,
         size=size,
         iters=args.iters,
         update_interval=args.update_interval,
-        agent_updates=int(rl.temperature.agent.update_count),
         median_s=med,
         mean_s=mean,
-        ratio_median=med['rlkd'] / med['fixed'],
-        ratio_mean=mean['rlkd'] / mean['fixed'],
+        rows=rows,
     )
     print(json.dumps(result, indent=1))
+    print('| reward_interval | RLKD / fixed T (mean) | (median) | peak memory |')
+    print('|---|---|---|---|')
+    for row in rows:
+        mem = f'{row["peak_memory_ratio"]:.3f}' if 'peak_memory_ratio' in row else 'n/a (CPU)'
+        print(
+            f'| {row["reward_interval"]} | {row["ratio_mean"]:.3f} | '
+            f'{row["ratio_median"]:.3f} | {mem} |'
+        )
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=1)

@@ -37,11 +37,11 @@ def main():
     val_metrics = runner.val()
     metrics = runner.test()
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-    torch.save(
-        dict(state_dict=model.state_dict(), meta=dict(seed=args.seed)),
-        osp.join(args.work_dir, 'final_model.pth'),
-    )
     policy = getattr(model, 'temperature', None)
+    final = dict(state_dict=model.state_dict(), meta=dict(seed=args.seed, cfg=cfg.pretty_text))
+    if hasattr(policy, 'rl_state_dict'):  # the agent, for tools/analysis/policy_report.py
+        final['rlkd_agent'] = policy.rl_state_dict()
+    torch.save(final, osp.join(args.work_dir, 'final_model.pth'))
     if hasattr(policy, 'dump'):  # RLTemperature's per-instance record, for tools/analysis
         from rlkd_mm.temperature.rl import DUMP_COLUMNS
 

@@ -1,5 +1,6 @@
 """RLKDHook: rewards, experience, agent updates, DDP synchronisation and checkpoints of RLKD."""
 
+import contextlib
 import logging
 import math
 from typing import Any, Dict, List, Optional
@@ -10,7 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
-from rlkd_mm.agent import AgentStep, Transition
+from rlkd_mm.agent import AgentStep, Transition, merge_iterations
 from rlkd_mm.registry import HOOKS
 from rlkd_mm.temperature.rl import RLTemperature
 
@@ -19,85 +20,118 @@ from rlkd_mm.temperature.rl import RLTemperature
 _RANK_SEED_STRIDE = 1_000_003
 
 
+#: Reward modes of RLKDHook (see its docstring).
+REWARD_MODES = ('instance', 'influence', 'batch')
+
+
 @HOOKS.register_module()
 class RLKDHook(Hook):
-    """Drives the RLKD agent of the model's ``RLTemperature``.
+    """Drives the RLKD agent of the model's ``RLTemperature``: rewards, experience, updates.
 
-    Per training iteration ``i``:
+    Reward modes (``reward``), for the temperatures the agent chose at iteration ``k``:
 
-    - ``before_train_iter``: tells the policy the training progress ``i / max_iters``, the
-      iteration, and whether to act (``i >= warmup_iters``; before that the policy returns its
-      fixed warm-up temperature).
-    - ``after_train_iter`` (iteration ``i`` has run its forward and optimizer step): the task
-      loss the distiller recorded during iteration ``i``'s forward is the loss of the student
-      *after* update ``i - 1``. So the actions of iteration ``k = i - 1`` get the batch reward
-      ``R_k = EMA(task losses up to iteration k) - task_loss_i`` and are stored with the states
-      of iteration ``i`` as bootstrap target. Then the EMA takes ``task_loss_i`` and the step of
-      iteration ``i`` waits for the next call. Under DDP the task loss is averaged over ranks
-      first. Every ``update_interval`` such iterations the experience of all ranks is gathered
-      (in rank order) and every rank runs the same agent update; rank 0's resulting agent
-      (parameters, normalisation statistics, calibration choice, optimizer moments) is then
-      broadcast, since the same update need not be bitwise equal on CUDA.
+    - ``'instance'`` (per instance, measures fit): after the optimizer step of iteration
+      ``k`` the distiller re-evaluates the student alone, without grad, on exactly the inputs
+      and targets of iteration ``k`` (cached at its forward, so no second data-preprocessor
+      call) and instance ``i`` gets ``r_i = l_i(theta_k) - l_i(theta_k+1)``, ``l_i`` the
+      student's own task loss on the instance. Same mode as training (BN on batch statistics,
+      its running buffers restored afterwards), no RNG stream consumed.
+    - ``'influence'`` (per instance, measures generalisation): the first-order effect of
+      instance ``i``'s gradient on the task loss of a probe batch from the training split (the
+      inputs of the previous rewarded iteration, re-evaluated after step ``k``), at the
+      student's last layer: ``r_i = sum_j (g_i . g_j)(h_i . h_j + 1)`` with ``g`` the loss
+      gradient w.r.t. the logits and ``h`` the last layer's input. Classification only.
+    - ``'batch'`` (the original, for comparison): ``R_k = EMA(task losses up to k) -
+      task_loss_{k+1}``, one scalar per iteration, decomposed into instance rewards by the
+      agent's reward model (action-centred calibration).
+
+    In the per-instance modes only every ``reward_interval``-th acting iteration is
+    re-evaluated and stored (the others act but leave no experience): the re-evaluation costs
+    one student forward. The agent normalises rewards by their running spread.
+
+    Timing: a stored iteration ``k`` becomes a transition at iteration ``k + 1``, whose states
+    are its bootstrap target (and, in batch mode, whose task loss gives its reward). Every
+    ``update_interval`` transitions the agent is updated (under DDP: the experience of all
+    ranks gathered in rank order, batch-mode steps of one iteration merged into one transition
+    with the global reward, the same update on every rank, then rank 0's agent broadcast). An
+    iteration acted on by the policy before an update is never stored after it (its
+    log-probabilities and normalisation are the old policy's), and an iteration whose optimizer
+    did not step (gradient accumulation) is not rewarded. During warm-up the states are still
+    computed, and their statistics (summed over ranks) warm the agent's normaliser before it
+    first acts.
 
     Priority 'NORMAL' (50): the optimizer step happens inside ``train_step``, before any
-    ``after_train_iter``, so the reward timing does not depend on it; but this hook must run
-    before ``LoggerHook`` ('BELOW_NORMAL') so that its scalars appear in the same iteration's
-    log, and before ``CheckpointHook`` ('VERY_LOW') so that a checkpoint saved at iteration
-    ``i`` holds the agent after iteration ``i``'s experience and update.
+    ``after_train_iter``; this hook runs before ``LoggerHook`` ('BELOW_NORMAL') so that its
+    scalars appear in the same iteration's log, and before ``CheckpointHook`` ('VERY_LOW') so
+    that a checkpoint saved at iteration ``i`` holds the agent after iteration ``i``.
 
     Checkpoints: ``checkpoint['rlkd_agent']`` holds the agent (networks, optimizers,
-    normalisation, buffer, reward window, counters, generators), the pending step, the loss
-    EMA and the counters, so that a resumed single-process run takes exactly the actions of an
-    uninterrupted one. Checkpoints are written by rank 0 alone, so under DDP the other ranks'
-    not-yet-merged experience (fewer than ``update_interval`` iterations) is not saved; after a
-    resume they start with empty buffers and freshly seeded action noise, while the agent
-    itself is restored identically on all ranks.
+    normalisation, reward scale, buffer, reward window, counters, generators), the step waiting
+    for its transition, the loss EMA and the counters, so that a resumed single-process run
+    takes exactly the actions of an uninterrupted one. Under DDP only rank 0 writes the file,
+    so after a resume the other ranks start with empty buffers and fresh action noise, while
+    the agent itself is restored identically on all ranks.
 
     Args:
-        update_interval (int): K, agent update every K stored iterations. Defaults to 16.
+        reward (str): 'instance', 'influence' or 'batch'. Defaults to 'instance'.
+        reward_interval (int): m, re-evaluate and store every m-th acting iteration in the
+            per-instance modes (ignored in batch mode, which stores every iteration).
+            Defaults to 4.
+        update_interval (int): K, agent update every K stored iterations. Defaults to 8.
         warmup_iters (int): W, iterations with the fixed warm-up temperature before the agent
             acts. Defaults to 0.
-        reward_ema (float): momentum of the EMA of batch task losses that the reward compares
-            with, in [0, 1); 0 compares with the previous batch alone. Defaults to 0.9.
-        log_interval (int): iterations between logs of the temperature statistics. Defaults
-            to 10.
+        reward_ema (float): batch mode: momentum of the EMA of batch task losses that the
+            reward compares with, in [0, 1). Defaults to 0.9.
+        log_interval (int): iterations between logs of the temperature statistics.
+            Defaults to 10.
     """
 
     priority = 'NORMAL'
 
     def __init__(
         self,
-        update_interval: int = 16,
+        reward: str = 'instance',
+        reward_interval: int = 4,
+        update_interval: int = 8,
         warmup_iters: int = 0,
         reward_ema: float = 0.9,
         log_interval: int = 10,
     ) -> None:
-        if not isinstance(update_interval, int) or update_interval <= 0:
-            raise ValueError(
-                f'update_interval must be an int > 0, got update_interval={update_interval!r}'
-            )
-        if not isinstance(warmup_iters, int) or warmup_iters < 0:
-            raise ValueError(f'warmup_iters must be an int >= 0, got warmup_iters={warmup_iters!r}')
+        if reward not in REWARD_MODES:
+            raise ValueError(f'reward must be one of {REWARD_MODES}, got reward={reward!r}')
+        for key, value, low in (
+            ('reward_interval', reward_interval, 1),
+            ('update_interval', update_interval, 1),
+            ('warmup_iters', warmup_iters, 0),
+            ('log_interval', log_interval, 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f'{key} must be an int >= {low}, got {key}={value!r}')
         if not 0.0 <= reward_ema < 1.0:
             raise ValueError(f'reward_ema must be in [0, 1), got reward_ema={reward_ema!r}')
-        if not isinstance(log_interval, int) or log_interval <= 0:
-            raise ValueError(f'log_interval must be an int > 0, got log_interval={log_interval!r}')
+        self.reward = reward
+        self.reward_interval = reward_interval
         self.update_interval = update_interval
         self.warmup_iters = warmup_iters
         self.reward_ema = float(reward_ema)
         self.log_interval = log_interval
         self._policy: Optional[RLTemperature] = None
-        self._prev_step: Optional[AgentStep] = None
-        self._prev_acting = False
+        # The stored iteration waiting for the next one: dict(iteration, step, rewards).
+        self._held: Optional[Dict[str, Any]] = None
+        self._acting_version = 0
         self._loss_ema: Optional[float] = None
         self._num_transitions = 0
         self._num_updates = 0
         self._restored = False
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _unwrap(runner):
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
     def _get_policy(self, runner) -> RLTemperature:
         if self._policy is None:
-            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            model = self._unwrap(runner)
             policies = [m for m in model.modules() if isinstance(m, RLTemperature)]
             if len(policies) != 1:
                 raise RuntimeError(
@@ -107,9 +141,8 @@ class RLKDHook(Hook):
             self._policy = policies[0]
         return self._policy
 
-    @staticmethod
-    def _model_device(runner) -> torch.device:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    def _model_device(self, runner) -> torch.device:
+        model = self._unwrap(runner)
         for tensor in model.parameters():
             return tensor.device
         for tensor in model.buffers():
@@ -127,6 +160,30 @@ class RLKDHook(Hook):
         total = total.cpu()
         return float(total[0] / total[1]) if total[1] > 0 else math.nan
 
+    @staticmethod
+    def _optimizer_stepped(runner) -> bool:
+        """Whether this iteration's ``update_params`` stepped the optimizer (False for the
+        accumulating iterations of ``accumulative_counts`` > 1)."""
+        should_update = getattr(getattr(runner, 'optim_wrapper', None), 'should_update', None)
+        return True if should_update is None else bool(should_update())
+
+    @staticmethod
+    def _train_context(runner):
+        """The precision context of the training forward (autocast under ``--amp``)."""
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        if wrapper is None or not hasattr(wrapper, 'optim_context'):
+            return contextlib.nullcontext()
+        return wrapper.optim_context(runner.model)
+
+    def _is_reward_iter(self, iteration: int) -> bool:
+        if self.reward == 'batch':
+            return True
+        return (iteration - self.warmup_iters) % self.reward_interval == 0
+
+    def _update_due(self) -> bool:
+        """Whether storing the held iteration at the next ``after_train_iter`` updates."""
+        return self._held is not None and (self._num_transitions + 1) % self.update_interval == 0
+
     # ------------------------------------------------------------------ training
     def before_train(self, runner) -> None:
         policy = self._get_policy(runner)
@@ -138,9 +195,17 @@ class RLKDHook(Hook):
                 f'update_interval={self.update_interval}, '
                 f'buffer_size={agent.buffer_size}'
             )
+        model = self._unwrap(runner)
+        if self.reward != 'batch' and self.reward not in getattr(model, 'reward_modes', ()):
+            raise TypeError(
+                f"RLKDHook(reward='{self.reward}') is not supported by "
+                f'{type(model).__name__} (its reward_modes: '
+                f'{tuple(getattr(model, "reward_modes", ()))}); choose one of those or '
+                "reward='batch'"
+            )
         agent.to(self._model_device(runner))
-        if self._prev_step is not None:
-            self._prev_step = self._prev_step.to(agent.device)
+        if self._held is not None:
+            self._held = _held_to(self._held, agent.device)
         if get_world_size() > 1:
             # All ranks start from rank 0's agent, and draw minibatches identically.
             for tensor in agent.tensors_to_sync():
@@ -156,6 +221,30 @@ class RLKDHook(Hook):
         policy.iteration = runner.iter
         policy.progress = min(max(runner.iter / max(runner.max_iters, 1), 0.0), 1.0)
         policy.acting = runner.iter >= self.warmup_iters
+        if policy.acting and runner.iter == self.warmup_iters and self.warmup_iters > 0:
+            self._merge_warmup_states(runner)
+        self._acting_version = policy.agent.update_count
+        # An iteration acted on before an update is not stored after it: no need to cache.
+        collect = (
+            self.reward != 'batch'
+            and policy.acting
+            and self._is_reward_iter(runner.iter)
+            and not self._update_due()
+        )
+        policy.collect_rewards = self.reward if collect else False
+
+    def _merge_warmup_states(self, runner) -> None:
+        """Warm the agent's normaliser with the warm-up states of all ranks."""
+        policy = self._get_policy(runner)
+        agent = policy.agent
+        dim = agent.state_dim
+        packed = torch.zeros(1 + 2 * dim, dtype=torch.float64, device=agent.device)
+        local = policy.pop_warmup_moments()
+        if local is not None:
+            packed.copy_(torch.cat([local[0].reshape(1), local[1], local[2]]).to(packed))
+        if get_world_size() > 1:
+            all_reduce(packed, op='sum')
+        agent.norm.merge_moments(packed[0], packed[1 : 1 + dim], packed[1 + dim :])
 
     def after_train_iter(
         self,
@@ -170,26 +259,31 @@ class RLKDHook(Hook):
         loss = self._mean_task_loss(policy.pop_task_loss(), agent.device)
         hub = runner.message_hub
 
-        if self._prev_acting:
-            # The previous iteration acted: its transition is due now on every rank, which
-            # keeps the update cadence identical across ranks even if a rank had no instances.
+        if self._held is not None:
+            # The held iteration's transition is due now on every rank (so the update cadence
+            # is identical across ranks even if a rank had no instances).
+            held, self._held = self._held, None
             self._num_transitions += 1
-            if self._prev_step is not None:
-                if not math.isfinite(loss) or self._loss_ema is None:
-                    print_log(
-                        f'RLKDHook: no finite task loss at iteration {runner.iter} (got {loss});'
-                        ' the previous actions are dropped. Does the distiller call '
-                        'policy.record_task_loss?',
-                        logger='current',
-                        level=logging.WARNING,
-                    )
-                else:
-                    reward = self._loss_ema - loss
-                    next_states = None if step is None else step.raw_states
-                    agent.store(self._prev_step, reward, next_states)
-                    hub.update_scalar('train/rlkd_reward', reward)
+            next_states = None if step is None else step.raw_states
+            self._store(runner, held, loss, next_states)
             if self._num_transitions % self.update_interval == 0:
                 self._update_agent(runner)
+
+        # Hold this iteration if it acted with the current policy and the student stepped.
+        hold = (
+            policy.acting
+            and self._is_reward_iter(runner.iter)
+            and agent.update_count == self._acting_version
+            and self._optimizer_stepped(runner)
+        )
+        if hold:
+            rewards = None
+            if self.reward != 'batch' and policy.collect_rewards:
+                rewards = self._instance_rewards(runner, step)
+            self._held = dict(iteration=runner.iter, step=step, rewards=rewards)
+        elif self.reward != 'batch':
+            self._unwrap(runner).clear_reward_cache()
+        policy.collect_rewards = False
 
         if math.isfinite(loss):
             self._loss_ema = (
@@ -197,22 +291,75 @@ class RLKDHook(Hook):
                 if self._loss_ema is None
                 else self.reward_ema * self._loss_ema + (1.0 - self.reward_ema) * loss
             )
-        self._prev_step = step
-        self._prev_acting = policy.acting
 
         if self.every_n_train_iters(runner, self.log_interval):
             hub.update_scalar('train/rlkd_phase', float(agent.phase))
             hub.update_scalar('train/rlkd_empty_batches', float(policy.num_empty_batches))
-            if step is not None:
-                hub.update_scalar('train/rlkd_t_mean', float(step.temperatures.mean()))
-                hub.update_scalar('train/rlkd_t_std', float(step.temperatures.std(unbiased=False)))
+
+    def _instance_rewards(self, runner, step: Optional[AgentStep]) -> Optional[torch.Tensor]:
+        """Per-instance rewards of this iteration from the distiller's re-evaluation."""
+        model = self._unwrap(runner)
+        with self._train_context(runner):
+            rewards = model.instance_rewards(self.reward)
+        if rewards is None or step is None:
+            return None
+        rewards = rewards.detach().float().reshape(-1)
+        if rewards.numel() != step.num:
+            raise RuntimeError(
+                f'{type(model).__name__}.instance_rewards returned {rewards.numel()} rewards '
+                f'for the {step.num} instances the policy acted on at iteration {runner.iter}'
+            )
+        return rewards
+
+    def _store(self, runner, held: Dict[str, Any], loss: float, next_states) -> None:
+        step = held['step']
+        if step is None:
+            return
+        agent = self._get_policy(runner).agent
+        hub = runner.message_hub
+        if self.reward == 'batch':
+            if not math.isfinite(loss) or self._loss_ema is None:
+                print_log(
+                    f'RLKDHook: no finite task loss at iteration {runner.iter} (got {loss}); '
+                    'the previous actions are dropped. Does the distiller call '
+                    'policy.record_task_loss?',
+                    logger='current',
+                    level=logging.WARNING,
+                )
+                return
+            reward = self._loss_ema - loss
+            agent.store(step, reward, next_states, iteration=held['iteration'])
+            hub.update_scalar('train/rlkd_reward', reward)
+            return
+        rewards = held['rewards']
+        if rewards is None:
+            return
+        if not bool(torch.isfinite(rewards).all()):
+            print_log(
+                f'RLKDHook: non-finite instance rewards at iteration {held["iteration"]}; '
+                'the iteration is not stored',
+                logger='current',
+                level=logging.WARNING,
+            )
+            return
+        agent.store(
+            step,
+            float(rewards.sum()),
+            next_states,
+            instance_rewards=rewards,
+            iteration=held['iteration'],
+        )
+        hub.update_scalar('train/rlkd_reward', float(rewards.mean()))
+        self._get_policy(runner).record_rewards(step.temperatures, rewards)
 
     def _update_agent(self, runner) -> None:
         agent = self._get_policy(runner).agent
         if get_world_size() > 1:
             local = [t.to('cpu').to_dict() for t in agent.buffer.transitions()]
             gathered: List[List[Dict[str, Any]]] = all_gather_object(local)
-            merged = [Transition.from_dict(d) for rank_items in gathered for d in rank_items]
+            merged = merge_iterations(
+                [Transition.from_dict(d) for rank_items in gathered for d in rank_items]
+            )
             stats = agent.update(merged)
             # The same update on every rank is not bitwise the same on CUDA (index_add and
             # other atomics are nondeterministic), so rank 0's result is made everyone's:
@@ -232,13 +379,17 @@ class RLKDHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         policy = self._get_policy(runner)
         state = policy.rl_state_dict()
+        held = None
+        if self._held is not None:
+            held = _held_to(self._held, 'cpu')
+            held['step'] = None if held['step'] is None else held['step'].to_dict()
         state.update(
-            prev_step=None if self._prev_step is None else self._prev_step.to('cpu').to_dict(),
-            prev_acting=self._prev_acting,
+            held=held,
             loss_ema=self._loss_ema,
             num_transitions=self._num_transitions,
             num_updates=self._num_updates,
             world_size=get_world_size(),
+            reward=self.reward,
         )
         checkpoint['rlkd_agent'] = state
 
@@ -254,15 +405,26 @@ class RLKDHook(Hook):
         policy = self._get_policy(runner)
         policy.load_rl_state_dict(state)
         agent = policy.agent
-        prev = state.get('prev_step')
-        self._prev_step = None if prev is None else AgentStep.from_dict(prev).to(agent.device)
-        self._prev_acting = bool(state.get('prev_acting', False))
+        held = state.get('held')
+        if held is not None:
+            held = dict(held)
+            held['step'] = None if held['step'] is None else AgentStep.from_dict(held['step'])
+            held = _held_to(held, agent.device)
+        self._held = held
         self._loss_ema = state.get('loss_ema')
         self._num_transitions = int(state.get('num_transitions', 0))
         self._num_updates = int(state.get('num_updates', 0))
         self._restored = True
         if get_rank() > 0:
-            # The saved buffer, pending actions and noise state are rank 0's own.
+            # The saved buffer, held step and noise state are rank 0's own.
             agent.buffer.clear()
-            self._prev_step = None
+            self._held = None
             agent.seed_actions(agent.seed + 1 + _RANK_SEED_STRIDE * get_rank())
+
+
+def _held_to(held: Dict[str, Any], device: Any) -> Dict[str, Any]:
+    out = dict(held)
+    for key in ('step', 'rewards'):
+        if out.get(key) is not None:
+            out[key] = out[key].to(device)
+    return out

@@ -1,8 +1,9 @@
 """The part every distiller shares: building a student and a frozen teacher, choosing the
 temperatures, bookkeeping of the KD losses."""
 
+import contextlib
 import os.path as osp
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import MessageHub, print_log
@@ -104,6 +105,13 @@ class BaseDistiller(BaseModel):
             self.teacher._is_init = True
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        # What RLKDHook's per-instance rewards need from the current / the previous rewarded
+        # iteration (plain attributes: never saved, moved or synchronised).
+        self._reward_cache: Optional[Dict[str, Any]] = None
+        self._probe_cache: Optional[Dict[str, Any]] = None
+
+    #: Per-instance reward modes of ``RLKDHook`` this distiller can measure.
+    reward_modes: Tuple[str, ...] = ('instance',)
 
     def train(self, mode: bool = True) -> 'BaseDistiller':
         super().train(mode)
@@ -165,6 +173,99 @@ class BaseDistiller(BaseModel):
                 total = v.detach().mean() if total is None else total + v.detach().mean()
         if total is not None:
             self.temperature.record_task_loss(total)
+
+    # ----------------------------------------------------------------- per-instance rewards
+    def reward_mode(self) -> Optional[str]:
+        """The reward mode whose inputs this training forward must cache (set by RLKDHook on
+        the iterations it rewards), else None."""
+        mode = getattr(self.temperature, 'collect_rewards', False)
+        return mode if (self.training and mode) else None
+
+    def cache_reward_inputs(self, **cache: Any) -> None:
+        """Keep what the re-evaluation of this iteration needs (detached tensors)."""
+        self._reward_cache = {
+            k: v.detach() if isinstance(v, Tensor) else v for k, v in cache.items()
+        }
+
+    def clear_reward_cache(self) -> None:
+        self._reward_cache = None
+
+    @torch.no_grad()
+    def instance_rewards(self, mode: str) -> Optional[Tensor]:
+        """Per-instance rewards ``[N]`` of the cached iteration, measured on the student after
+        its optimizer step (called by ``RLKDHook`` right after the step).
+
+        ``'instance'``: ``l_i(theta_k) - l_i(theta_k+1)`` with the losses of
+        :meth:`_instance_losses`. ``'influence'``: the first-order decrease of the task loss
+        of a probe batch (the previous rewarded iteration's inputs, from the training split)
+        that a step on instance ``i``'s loss would cause, at the student's last layer:
+        ``r_i = sum_j (g_i . g_j)(h_i . h_j + 1)`` (``g``: loss gradients w.r.t. the logits,
+        ``h``: the last layer's inputs; the ``+ 1`` is the bias). The student runs in its
+        training mode; its buffers (BN running statistics) and every RNG stream are left as
+        they were. Returns None when nothing was cached (or, for influence, no probe yet).
+        """
+        cache, self._reward_cache = self._reward_cache, None
+        if cache is None:
+            return None
+        if mode not in self.reward_modes:
+            raise ValueError(
+                f'{type(self).__name__} measures reward modes {self.reward_modes}, got {mode!r}'
+            )
+        with _student_untouched(self.student):
+            if mode == 'instance':
+                return cache['losses'] - self._instance_losses(cache)
+            probe, self._probe_cache = self._probe_cache, cache
+            if probe is None:
+                return None
+            probe_features, probe_grads = self._probe_gradients(probe)
+        return influence_rewards(cache['features'], cache['grads'], probe_features, probe_grads)
+
+    def _instance_losses(self, cache: Dict[str, Any]) -> Tensor:
+        """The student's task loss per instance ``[N]`` on the cached inputs (no grad)."""
+        raise NotImplementedError(f'{type(self).__name__} does not re-evaluate instances')
+
+    def _probe_gradients(self, cache: Dict[str, Any]) -> Tuple[Tensor, Tensor]:
+        """Last-layer inputs ``[M, D]`` and task-loss gradients w.r.t. the logits ``[M, C]``
+        (of the mean loss) of the student on a cached probe batch."""
+        raise NotImplementedError(f'{type(self).__name__} has no influence reward')
+
+
+def influence_rewards(
+    features: Tensor, grads: Tensor, probe_features: Tensor, probe_grads: Tensor
+) -> Tensor:
+    """``r_i = sum_j (g_i . g_j)(h_i . h_j + 1)``: the inner product of instance ``i``'s
+    last-layer gradient ``g_i h_i^T`` (and bias gradient ``g_i``) with the probe batch's.
+
+    Args:
+        features (Tensor): ``[N, D]`` last-layer inputs of the instances.
+        grads (Tensor): ``[N, C]`` loss gradients w.r.t. their logits.
+        probe_features (Tensor): ``[M, D]``.
+        probe_grads (Tensor): ``[M, C]``.
+
+    Returns:
+        Tensor: ``[N]`` float32.
+    """
+    f, g = features.float(), grads.float()
+    pf, pg = probe_features.float(), probe_grads.float()
+    return ((g @ pg.t()) * (f @ pf.t() + 1.0)).sum(dim=1)
+
+
+@contextlib.contextmanager
+def _student_untouched(student: nn.Module) -> Iterator[None]:
+    """Run the student (in its current mode) without changing its buffers (BN running
+    statistics, counters) or any RNG stream (dropout draws from a forked one)."""
+    saved = {name: buf.clone() for name, buf in student.named_buffers()}
+    devices = sorted(
+        {b.device.index or 0 for b in saved.values() if b.device.type == 'cuda'}
+        | {p.device.index or 0 for p in student.parameters() if p.device.type == 'cuda'}
+    )
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        buffers = dict(student.named_buffers())
+        for name, value in saved.items():
+            buffers[name].copy_(value)
 
 
 def _preprocessing(preprocessor) -> dict:

@@ -1,10 +1,10 @@
 """Distillation of mmpretrain image classifiers with per-instance temperatures."""
 
 import inspect
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlkd_mm.registry import MODELS
 
@@ -66,6 +66,8 @@ class ClassifierDistiller(BaseDistiller):
                 f'student has {s_classes}, teacher has {t_classes}'
             )
 
+    reward_modes = ('instance', 'influence')
+
     @staticmethod
     def _hard_labels(data_samples: List) -> Tensor:
         """[N] labels for the policy's state; mixed targets (``gt_score``) give their argmax."""
@@ -73,9 +75,45 @@ class ClassifierDistiller(BaseDistiller):
             return torch.stack([s.gt_score for s in data_samples]).argmax(dim=1)
         return torch.cat([s.gt_label for s in data_samples])
 
+    @staticmethod
+    def _targets(data_samples: List) -> Tensor:
+        """The targets the head's loss takes: ``gt_score`` [N, C] if present, else labels."""
+        if 'gt_score' in data_samples[0]:
+            return torch.stack([s.gt_score for s in data_samples])
+        return torch.cat([s.gt_label for s in data_samples])
+
+    def _per_image_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """The student head's own loss per image ``[N]`` (its ``loss_module``, unreduced)."""
+        head = self.student.head
+        loss = head.loss_module(logits, targets.to(logits.device), reduction_override='none')
+        if loss.dim() > 1:
+            loss = loss.sum(dim=tuple(range(1, loss.dim())))
+        if loss.shape != (logits.size(0),):
+            raise RuntimeError(
+                f'the student head loss {type(head.loss_module).__name__} did not return one '
+                f'value per image with reduction_override="none": got {tuple(loss.shape)}'
+            )
+        return loss.float()
+
+    def _logits(self, inputs: Tensor, with_features: bool) -> Tuple[Tensor, Optional[Tensor]]:
+        """Student logits ``[N, C]`` and, if asked, the inputs of its last linear layer."""
+        head = self.student.head
+        feats = self.student.extract_feat(inputs)
+        if not with_features:
+            return head(feats), None
+        fc = getattr(head, 'fc', None)
+        if not (isinstance(fc, nn.Linear) and hasattr(head, 'pre_logits')):
+            raise TypeError(
+                "reward='influence' needs a head whose logits are fc(pre_logits(feats)) with a "
+                f'linear fc (e.g. LinearClsHead), got {type(head).__name__}'
+            )
+        features = head.pre_logits(feats)
+        return fc(features), features
+
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         head = self.student.head
-        student_logits = head(self.student.extract_feat(inputs))
+        reward_mode = self.reward_mode()
+        student_logits, features = self._logits(inputs, reward_mode == 'influence')
         # Reuse the head's own target handling and loss; fall back to a second head forward
         # for heads without the private ``_get_loss`` split.
         if hasattr(head, '_get_loss'):
@@ -93,5 +131,40 @@ class ClassifierDistiller(BaseDistiller):
             loss_kd = self.kd_loss(student_logits, teacher_logits, temperatures)
         self.record_task_loss(losses)
         losses['loss_kd'] = loss_kd
+        if reward_mode is not None:
+            self._cache_rewards(reward_mode, inputs, data_samples, student_logits, features, losses)
         losses.update(stats)
         return losses
+
+    def _cache_rewards(
+        self,
+        mode: str,
+        inputs: Tensor,
+        data_samples: List,
+        logits: Tensor,
+        features: Optional[Tensor],
+        losses: Dict[str, Tensor],
+    ) -> None:
+        targets = self._targets(data_samples)
+        cache: Dict[str, Any] = dict(inputs=inputs, targets=targets)
+        if mode == 'instance':
+            cache['losses'] = self._per_image_loss(logits.detach(), targets)
+        else:
+            # Each image's gradient of everything it is trained with (task + KD) w.r.t. its
+            # logits: a small backward through the loss terms only.
+            total = sum(v for k, v in losses.items() if 'loss' in k and isinstance(v, Tensor))
+            (grads,) = torch.autograd.grad(total, logits, retain_graph=True)
+            cache.update(features=features, grads=grads)
+        self.cache_reward_inputs(**cache)
+
+    def _instance_losses(self, cache: Dict[str, Any]) -> Tensor:
+        logits, _ = self._logits(cache['inputs'], with_features=False)
+        return self._per_image_loss(logits, cache['targets'])
+
+    def _probe_gradients(self, cache: Dict[str, Any]) -> Tuple[Tensor, Tensor]:
+        logits, features = self._logits(cache['inputs'], with_features=True)
+        with torch.enable_grad():
+            logits = logits.detach().float().requires_grad_(True)
+            mean_loss = self._per_image_loss(logits, cache['targets']).mean()
+            (grads,) = torch.autograd.grad(mean_loss, logits)
+        return features, grads

@@ -203,7 +203,7 @@ class SingleStageDetDistiller(BaseDistiller):
         batch_gt_instances: list,
         batch_img_metas: List[dict],
         batch_gt_instances_ignore: list,
-    ) -> Tuple[Dict[str, list], List[Tensor]]:
+    ) -> Tuple[Dict[str, list], Dict[str, List[Tensor]]]:
         """The student head's own losses with its targets, assigned once.
 
         Args:
@@ -211,8 +211,11 @@ class SingleStageDetDistiller(BaseDistiller):
                 [B, A * C, H, W], bbox preds, and (ATSS) centernesses.
 
         Returns:
-            tuple: ``(losses, labels_list)``; ``losses`` equals the head's ``loss_by_feat``
-            output, ``labels_list`` holds per level the labels [B, H * W * A] (C = background).
+            tuple: ``(losses, targets)``; ``losses`` equals the head's ``loss_by_feat``
+            output; ``targets`` holds per level ``labels`` [B, H * W * A] (C = background),
+            ``anchors`` [B, H * W * A, 4] and ``bbox_targets`` [B, H * W * A, 4] (as the
+            head's ``get_targets`` gives them: boxes for GFL / ATSS, encoded deltas for
+            RetinaNet unless ``reg_decoded_bbox``).
         """
         from mmdet.models.utils import images_to_levels, multi_apply
         from mmdet.structures.bbox import cat_boxes
@@ -248,9 +251,11 @@ class SingleStageDetDistiller(BaseDistiller):
                 bbox_weights_list,
                 avg_factor=avg_factor,
             )
-            return dict(loss_cls=losses_cls, loss_bbox=losses_bbox), labels_list
+            extras = dict(labels=labels_list, anchors=level_anchors, bbox_targets=bbox_targets_list)
+            return dict(loss_cls=losses_cls, loss_bbox=losses_bbox), extras
 
         level_anchors, labels_list, label_weights_list, bbox_targets_list, _, avg_factor = targets
+        extras = dict(labels=labels_list, anchors=level_anchors, bbox_targets=bbox_targets_list)
         avg_factor = reduce_mean(torch.tensor(avg_factor, dtype=torch.float, device=device)).item()
         if self.family == 'gfl':
             losses_cls, losses_bbox, losses_dfl, box_weight_sums = multi_apply(
@@ -270,7 +275,7 @@ class SingleStageDetDistiller(BaseDistiller):
                 loss_bbox=[x / box_avg for x in losses_bbox],
                 loss_dfl=[x / box_avg for x in losses_dfl],
             )
-            return losses, labels_list
+            return losses, extras
 
         # atss
         losses_cls, losses_bbox, losses_centerness, box_weight_sums = multi_apply(
@@ -290,7 +295,7 @@ class SingleStageDetDistiller(BaseDistiller):
             loss_bbox=[x / box_avg for x in losses_bbox],
             loss_centerness=losses_centerness,
         )
-        return losses, labels_list
+        return losses, extras
 
     # ------------------------------------------------------------------ training
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
@@ -320,13 +325,13 @@ class SingleStageDetDistiller(BaseDistiller):
                 f'{s_sizes}, teacher {t_sizes}'
             )
 
-        losses, labels_list = self._task_losses(
+        losses, targets = self._task_losses(
             s_outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore
         )
         self.record_task_loss(losses)
 
         num_classes = self.student.bbox_head.num_classes
-        labels = torch.cat([lvl.reshape(-1) for lvl in labels_list])
+        labels = torch.cat([lvl.reshape(-1) for lvl in targets['labels']])
         pos = ((labels >= 0) & (labels < num_classes)).nonzero().squeeze(1)
         s_cls = _flatten_levels(s_outs[0], num_classes)[pos]
         t_cls = _flatten_levels(t_outs[0], num_classes)[pos]
@@ -358,7 +363,76 @@ class SingleStageDetDistiller(BaseDistiller):
 
         losses['num_kd_instances'] = s_cls.new_tensor(float(num_pos))
         losses.update(stats)
+        if self.reward_mode() is not None:
+            self._cache_rewards(inputs, s_outs, targets, pos, pos_labels)
         return losses
+
+    # ------------------------------------------------------------------ per-instance rewards
+    def _cache_rewards(
+        self,
+        inputs: Tensor,
+        s_outs: Tuple[List[Tensor], ...],
+        targets: Dict[str, List[Tensor]],
+        pos: Tensor,
+        pos_labels: Tensor,
+    ) -> None:
+        """Cache the positives' targets (assigned at this iteration) and their task loss."""
+        head = self.student.bbox_head
+        strides = torch.cat(
+            [
+                torch.full((anchors.numel() // 4,), float(stride[0]), device=pos.device)
+                for anchors, stride in zip(targets['anchors'], head.prior_generator.strides)
+            ]
+        )
+        cache = dict(
+            inputs=inputs,
+            pos=pos,
+            labels=pos_labels,
+            anchors=torch.cat([a.reshape(-1, 4) for a in targets['anchors']])[pos],
+            bbox_targets=torch.cat([t.reshape(-1, 4) for t in targets['bbox_targets']])[pos],
+            strides=strides[pos],
+        )
+        cache['losses'] = self._positive_losses(s_outs, cache)
+        self.cache_reward_inputs(**cache)
+
+    def _positive_losses(self, s_outs: Tuple[List[Tensor], ...], cache: Dict) -> Tensor:
+        """Task loss of each cached positive prior ``[P]``: the binary cross-entropy of its
+        class scores against its one-hot label (summed over classes) plus ``1 - GIoU`` of its
+        decoded box with its target box. One formula for GFL, ATSS and RetinaNet (their own
+        losses weight positives by quality or centerness, which would mix the box and class
+        branches of other priors into an instance's reward)."""
+        import torch.nn.functional as F
+        from mmdet.structures.bbox import bbox_overlaps
+
+        head = self.student.bbox_head
+        pos = cache['pos']
+        num_classes = head.num_classes
+        if pos.numel() == 0:
+            return s_outs[0][0].new_zeros(0, dtype=torch.float32)
+        cls = _flatten_levels(s_outs[0], num_classes)[pos].float()
+        onehot = F.one_hot(cache['labels'], num_classes).to(cls.dtype)
+        loss_cls = F.binary_cross_entropy_with_logits(cls, onehot, reduction='none').sum(dim=1)
+        anchors, box_targets = cache['anchors'].float(), cache['bbox_targets'].float()
+        if self.family == 'gfl':
+            strides = cache['strides'][:, None]
+            box = _flatten_levels(s_outs[1], 4 * (head.reg_max + 1))[pos].float()
+            centers = head.anchor_center(anchors) / strides[:, :1]
+            pred = head.bbox_coder.decode(centers, head.integral(box))
+            target = box_targets / strides
+        else:
+            box = _flatten_levels(s_outs[1], 4)[pos].float()
+            pred = head.bbox_coder.decode(anchors, box)
+            target = (
+                box_targets
+                if head.reg_decoded_bbox
+                else head.bbox_coder.decode(anchors, box_targets)
+            )
+        giou = bbox_overlaps(pred, target, mode='giou', is_aligned=True)
+        return (loss_cls + 1.0 - giou).float()
+
+    def _instance_losses(self, cache: Dict) -> Tensor:
+        s_outs = self.student.bbox_head(self.student.extract_feat(cache['inputs']))
+        return self._positive_losses(s_outs, cache)
 
 
 def _zero_like_sum(maps: Sequence[Tensor]) -> Tensor:

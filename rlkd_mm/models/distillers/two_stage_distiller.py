@@ -245,7 +245,20 @@ class TwoStageDetDistiller(BaseDistiller):
             )
         losses['num_kd_instances'] = s_cls.new_tensor(float(s_cls.shape[0]))
         losses.update(stats)
+        if self.reward_mode() is not None:
+            self.cache_reward_inputs(
+                inputs=inputs,
+                rois=rois,
+                labels=roi_labels,
+                losses=_roi_losses(s_cls.detach(), roi_labels),
+            )
         return losses
+
+    def _instance_losses(self, cache: dict) -> Tensor:
+        """Classification loss of each cached RoI on the student's current RoI head."""
+        x = self.student.extract_feat(cache['inputs'])
+        s_cls = self.student.roi_head._bbox_forward(x, cache['rois'])['cls_score']
+        return _roi_losses(s_cls, cache['labels'])
 
     def _reg_kd(self, s_pred: Tensor, t_pred: Tensor, roi_labels: Tensor) -> Tensor:
         """Regression KD at the positive RoIs.
@@ -266,6 +279,11 @@ class TwoStageDetDistiller(BaseDistiller):
         s_pos = _class_deltas(s_pred[pos], labels, self.student.roi_head.bbox_head)
         t_pos = _class_deltas(t_pred[pos], labels, self.teacher.roi_head.bbox_head)
         return self.reg_kd_loss(s_pos, t_pos.detach())
+
+
+def _roi_losses(cls_score: Tensor, labels: Tensor) -> Tensor:
+    """Softmax cross-entropy of each RoI's [C + 1] scores with its label (C = background)."""
+    return torch.nn.functional.cross_entropy(cls_score.float(), labels, reduction='none')
 
 
 def _class_deltas(pred: Tensor, labels: Tensor, bbox_head) -> Tensor:

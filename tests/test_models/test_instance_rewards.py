@@ -1,0 +1,243 @@
+"""Per-instance rewards of the real distillers equal an independent recomputation, and the
+re-evaluation leaves the student's buffers, parameters and every RNG stream as they were."""
+
+import copy
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.optim import OptimWrapper
+
+from rlkd_mm.models.distillers.base import influence_rewards
+
+RL = dict(type='rlkd_mm.RLTemperature', agent=dict(seed=0))
+
+
+def _optim(distiller):
+    from rlkd_mm.engine.optimizers.distiller_constructor import DistillerOptimWrapperConstructor
+
+    wrapper = DistillerOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.0))
+    )(distiller)
+    assert isinstance(wrapper, OptimWrapper)
+    return wrapper
+
+
+def _rng_states():
+    return (
+        torch.get_rng_state(),
+        random.getstate(),
+        np.random.get_state()[1].copy(),
+    )
+
+
+def _assert_same_rng(a, b):
+    assert torch.equal(a[0], b[0])
+    assert a[1] == b[1]
+    assert np.array_equal(a[2], b[2])
+
+
+def _buffers(module):
+    return {k: v.clone() for k, v in module.named_buffers()}
+
+
+def _step_and_reward(distiller, data, mode):
+    """One training step with the policy acting and caching for ``mode``; then the rewards.
+
+    Returns (rewards, student before the step, student after the step, the cache)."""
+    policy = distiller.temperature
+    distiller.train()
+    policy.driven = policy.acting = True
+    policy.collect_rewards = mode
+    wrapper = _optim(distiller)
+    before = copy.deepcopy(distiller.student)
+    losses = distiller(**data, mode='loss')
+    parsed, _ = distiller.parse_losses(losses)
+    wrapper.update_params(parsed)
+    policy.collect_rewards = False
+    after = copy.deepcopy(distiller.student)
+    cache = distiller._reward_cache
+    buffers, params, rng = (
+        _buffers(distiller.student),
+        copy.deepcopy(distiller.student.state_dict()),
+        _rng_states(),
+    )
+    rewards = distiller.instance_rewards(mode)
+    # the re-evaluation changed nothing: buffers (BN statistics), parameters, RNG streams
+    for key, value in _buffers(distiller.student).items():
+        assert torch.equal(value, buffers[key]), key
+    for key, value in distiller.student.state_dict().items():
+        assert torch.equal(value, params[key]), key
+    _assert_same_rng(rng, _rng_states())
+    assert distiller._reward_cache is None
+    step = policy.pop_pending()
+    assert step is not None and rewards.shape == (step.num,)
+    return rewards, before, after, cache
+
+
+# --------------------------------------------------------------------------- classification
+@pytest.fixture
+def cls_distiller():
+    from test_classifier_distiller import build_distiller
+
+    torch.manual_seed(0)
+    return build_distiller(temperature=RL)
+
+
+def test_classification_instance_reward_is_the_loss_change(cls_distiller):
+    from test_classifier_distiller import make_batch
+
+    data = cls_distiller.data_preprocessor(make_batch(n=8), True)
+    labels = torch.cat([s.gt_label for s in data['data_samples']])
+    rewards, before, after, _ = _step_and_reward(cls_distiller, data, 'instance')
+    # independently: each image's CE on copies of the student before / after the step, both in
+    # training mode (BN on batch statistics)
+    before.train(), after.train()
+    with torch.no_grad():
+        ce_before = F.cross_entropy(before(data['inputs'], mode='tensor'), labels, reduction='none')
+        ce_after = F.cross_entropy(after(data['inputs'], mode='tensor'), labels, reduction='none')
+    torch.testing.assert_close(rewards, ce_before - ce_after, rtol=1e-4, atol=1e-6)
+    assert rewards.abs().sum() > 0
+
+
+def test_classification_influence_reward_from_explicit_gradients(cls_distiller):
+    from test_classifier_distiller import make_batch
+
+    probe = cls_distiller.data_preprocessor(make_batch(n=5, seed=1), True)
+    data = cls_distiller.data_preprocessor(make_batch(n=8, seed=2), True)
+    # the first rewarded iteration only becomes the probe: no reward yet
+    first = _first_influence_step(cls_distiller, probe)
+    assert first is None
+    rewards, _, after, cache = _step_and_reward(cls_distiller, data, 'influence')
+
+    # Explicit last-layer gradients: every image's gradient of its own training loss (task + KD)
+    # w.r.t. the fc weight and bias, and the probe batch's mean-CE gradient after the step.
+    probe_labels = torch.cat([s.gt_label for s in probe['data_samples']])
+    after.train()
+    fc = after.head.fc
+    feats = after.head.pre_logits(after.extract_feat(probe['inputs']))
+    probe_ce = F.cross_entropy(fc(feats.detach()), probe_labels)
+    gw_probe, gb_probe = torch.autograd.grad(probe_ce, (fc.weight, fc.bias))
+    h, g = cache['features'], cache['grads']
+    expected = torch.stack(
+        [
+            (torch.outer(g[i], h[i]) * gw_probe).sum() + (g[i] * gb_probe).sum()
+            for i in range(h.shape[0])
+        ]
+    )
+    torch.testing.assert_close(rewards, expected, rtol=1e-4, atol=1e-7)
+    # the cached logit gradients are those of the training loss (CE + KD) of each image
+    assert g.shape == (8, 10) and h.shape == (8, after.head.fc.in_features)
+
+
+def _first_influence_step(distiller, data):
+    """A rewarded influence iteration with no probe yet: it only becomes the probe."""
+    policy = distiller.temperature
+    distiller.train()
+    policy.driven = policy.acting = True
+    policy.collect_rewards = 'influence'
+    losses = distiller(**data, mode='loss')
+    parsed, _ = distiller.parse_losses(losses)
+    _optim(distiller).update_params(parsed)
+    policy.collect_rewards = False
+    rewards = distiller.instance_rewards('influence')
+    policy.pop_pending()
+    return rewards
+
+
+def test_influence_formula_matches_explicit_outer_products():
+    gen = torch.Generator().manual_seed(0)
+    h, g = torch.randn(4, 3, generator=gen), torch.randn(4, 2, generator=gen)
+    hp, gp = torch.randn(5, 3, generator=gen), torch.randn(5, 2, generator=gen)
+    expected = torch.tensor(
+        [
+            sum(
+                float((torch.outer(g[i], h[i]) * torch.outer(gp[j], hp[j])).sum() + g[i] @ gp[j])
+                for j in range(5)
+            )
+            for i in range(4)
+        ]
+    )
+    torch.testing.assert_close(influence_rewards(h, g, hp, gp), expected)
+
+
+# --------------------------------------------------------------------------- detection
+@pytest.fixture
+def det():
+    import test_detection_distillers as helpers
+    from mmdet.utils import register_all_modules
+    from mmengine.registry import DefaultScope
+
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield helpers
+
+
+def test_single_stage_instance_reward_is_the_positive_loss_change(det):
+    from mmdet.models.utils import unpack_gt_instances
+    from mmdet.structures.bbox import bbox_overlaps
+
+    distiller = det.build_single('gfl', temperature=RL)
+    data = det.make_batch(distiller)
+    rewards, before, after, _ = _step_and_reward(distiller, data, 'instance')
+
+    def per_positive(student):
+        """BCE(one-hot) + 1 - GIoU of every positive, image by image and level by level."""
+        student.train()
+        head = student.bbox_head
+        inputs, samples = data['inputs'], data['data_samples']
+        gts, ignores, metas = unpack_gt_instances(samples)
+        with torch.no_grad():
+            cls_scores, bbox_preds = head(student.extract_feat(inputs))
+        sizes = [s.shape[-2:] for s in cls_scores]
+        anchors, flags = head.get_anchors(sizes, metas, inputs.device)
+        # GFL's ATSS assignment depends on anchors and boxes only: the same before and after
+        targets = head.get_targets(anchors, flags, gts, metas, batch_gt_instances_ignore=ignores)
+        level_anchors, labels_list, _, box_targets_list = targets[:4]
+        out = []
+        for img in range(inputs.shape[0]):
+            for lvl, labels in enumerate(labels_list):
+                stride = head.prior_generator.strides[lvl][0]
+                cls = cls_scores[lvl][img].permute(1, 2, 0).reshape(-1, det.NUM_CLASSES)
+                box = bbox_preds[lvl][img].permute(1, 2, 0).reshape(-1, 4 * (head.reg_max + 1))
+                for k in range(labels.shape[1]):
+                    label = int(labels[img, k])
+                    if not 0 <= label < det.NUM_CLASSES:
+                        continue
+                    onehot = F.one_hot(torch.tensor(label), det.NUM_CLASSES).float()
+                    bce = F.binary_cross_entropy_with_logits(cls[k], onehot, reduction='sum')
+                    anchor = level_anchors[lvl][img, k]
+                    center = torch.stack([anchor[0] + anchor[2], anchor[1] + anchor[3]]) / 2
+                    dist = head.integral(box[k : k + 1])[0]
+                    c = center / stride
+                    pred = torch.cat([c - dist[:2], c + dist[2:]])
+                    target = box_targets_list[lvl][img, k] / stride
+                    giou = bbox_overlaps(pred[None], target[None], mode='giou', is_aligned=True)
+                    out.append(float(bce + 1 - giou[0]))
+        return torch.tensor(out)
+
+    loss_before, loss_after = per_positive(before), per_positive(after)
+    assert rewards.numel() == loss_before.numel() > 0
+    # the distiller orders positives level-major, this recomputation image-major: compare sums
+    # and sorted values of the rewards
+    change = loss_before - loss_after
+    torch.testing.assert_close(rewards.sum(), change.sum(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(rewards.sort().values, change.sort().values, rtol=1e-3, atol=1e-5)
+
+
+def test_two_stage_instance_reward_is_the_roi_loss_change(det):
+    distiller = det.build_two_stage(temperature=RL)
+    data = det.make_batch(distiller)
+    rewards, before, after, cache = _step_and_reward(distiller, data, 'instance')
+    rois, labels = cache['rois'], cache['labels']
+
+    def roi_ce(student):
+        student.train()
+        with torch.no_grad():
+            x = student.extract_feat(data['inputs'])
+            scores = student.roi_head._bbox_forward(x, rois)['cls_score']
+        return F.cross_entropy(scores, labels, reduction='none')
+
+    torch.testing.assert_close(rewards, roi_ce(before) - roi_ce(after), rtol=1e-4, atol=1e-6)

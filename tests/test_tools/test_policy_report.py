@@ -1,0 +1,39 @@
+"""tools/analysis/policy_report.py: the statistics it prints."""
+
+import os.path as osp
+import sys
+
+import torch
+from scipy.stats import spearmanr
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))))
+
+from rlkd_mm.agent import STATE_DIM, STATE_NAMES  # noqa: E402
+from tools.analysis.policy_report import report, reward_signal, spearman  # noqa: E402
+
+
+def test_spearman_matches_scipy_with_ties():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 5, (50,), generator=gen).double()
+    y = x + torch.randn(50, generator=gen)
+    assert abs(spearman(x, y) - spearmanr(x.numpy(), y.numpy())[0]) < 1e-12
+    assert spearman(torch.ones(10), torch.arange(10.0)) == 0.0
+
+
+def test_report_sees_a_state_dependent_policy_and_a_flat_one():
+    gen = torch.Generator().manual_seed(1)
+    states = torch.rand(200, STATE_DIM, generator=gen)
+    conf = states[:, STATE_NAMES.index('teacher_gt_prob')]
+    dependent = report(states, 2.0 + 6.0 * conf)
+    assert dependent['spearman']['teacher_gt_prob'] == 1.0
+    assert not dependent['flat'] and 'progress' not in dependent['spearman']
+    flat = report(states, 4.0 + 0.01 * torch.randn(200, generator=gen))
+    assert flat['flat'] and abs(flat['t_mean'] - 4.0) < 0.01
+
+
+def test_reward_signal_groups_centred_rewards_by_temperature():
+    rows = torch.tensor([[1.5, -1.0], [1.2, -3.0], [4.5, 2.0], [4.1, 4.0], [9.0, 0.0]])
+    bins = reward_signal(rows)
+    assert [b['t_bin'] for b in bins] == [[1.0, 2.0], [4.0, 5.0]]  # bins of 1 value are left out
+    assert bins[0]['mean'] == -2.0 and bins[1]['mean'] == 3.0
+    assert abs(bins[0]['stderr'] - (2.0**0.5) / 2**0.5) < 1e-12

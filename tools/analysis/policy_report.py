@@ -1,0 +1,186 @@
+"""What a trained RLKD policy does: its deterministic temperature on a split's instances.
+
+    python tools/analysis/policy_report.py CHECKPOINT [--config CONFIG] [--split val]
+
+CHECKPOINT is a checkpoint of ``tools/train.py`` or the ``final_model.pth`` of
+``tools/benchmark/run_one.py`` (both hold the distiller's weights, the agent under
+``rlkd_agent`` and the config under ``meta.cfg``; ``--config`` overrides the latter). The
+distiller is built without loading its teacher file (the teacher's weights come from the
+checkpoint), run in eval mode on the split while the agent takes its mean action on every KD
+instance (images, positive priors or sampled RoIs) at training progress 1. Prints one JSON object:
+
+- ``t_mean``, ``t_std``, ``t_min``, ``t_max``, ``num_instances``;
+- ``flat``: true when ``t_std < 0.25`` (the policy is close to one constant temperature);
+- ``spearman``: state feature name -> Spearman rank correlation of T with it;
+- ``reward_signal`` (when the checkpoint holds the agent's reward record): the training rewards,
+  centred per batch, grouped by the temperature that earned them (mean and standard error).
+
+and writes a scatter PNG of T against the teacher's confidence and the student's CE
+(``--out``, default ``policy_<split>.png`` beside the checkpoint).
+"""
+
+import argparse
+import json
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from rlkd_mm.agent import STATE_NAMES  # noqa: E402
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman's rho (Pearson correlation of average ranks); 0 for a constant input."""
+    from scipy.stats import rankdata
+
+    rx = torch.as_tensor(rankdata(x.numpy()), dtype=torch.float64)
+    ry = torch.as_tensor(rankdata(y.numpy()), dtype=torch.float64)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = (rx.norm() * ry.norm()).item()
+    return float((rx @ ry).item() / denom) if denom > 0 else 0.0
+
+
+def reward_signal(rows: torch.Tensor, edges=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.01)) -> list:
+    """Centred rewards ``rows[:, 1]`` grouped by temperature ``rows[:, 0]``: one dict per bin."""
+    out = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        mask = (rows[:, 0] >= low) & (rows[:, 0] < high)
+        values = rows[mask, 1].double()
+        if values.numel() < 2:
+            continue
+        out.append(
+            dict(
+                t_bin=[low, round(high, 2)],
+                count=int(values.numel()),
+                mean=float(values.mean()),
+                stderr=float(values.std() / values.numel() ** 0.5),
+            )
+        )
+    return out
+
+
+def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches: int = 0):
+    """(raw states [N, D], temperatures [N], reward record [M, 2] or None)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    import rlkd_mm  # noqa: F401
+    from rlkd_mm.registry import MODELS
+    from rlkd_mm.temperature import RLTemperature
+    from rlkd_mm.utils import register_checkpoint_safe_globals
+
+    register_checkpoint_safe_globals()
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    if 'rlkd_agent' not in ckpt:
+        raise ValueError(
+            f'{checkpoint} holds no RLKD agent (no "rlkd_agent" entry): is it a checkpoint of '
+            'an RLKD run?'
+        )
+    if config is not None:
+        cfg = Config.fromfile(config)
+    else:
+        text = ckpt.get('meta', {}).get('cfg')
+        if not text:
+            raise ValueError(f'{checkpoint} holds no config (meta.cfg): pass --config')
+        cfg = Config.fromstring(text, file_format='.py')
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    model_cfg = cfg.model.copy()
+    model_cfg['teacher_ckpt'] = None  # the teacher's weights are in the checkpoint
+    model = MODELS.build(model_cfg)
+    state = ckpt.get('state_dict', ckpt)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(
+            f'{checkpoint} does not match the model of the config: missing keys {missing}; '
+            f'unexpected keys {unexpected}'
+        )
+    policies = [m for m in model.modules() if isinstance(m, RLTemperature)]
+    if len(policies) != 1:
+        raise ValueError(f'the model holds {len(policies)} RLTemperature policies, expected 1')
+    policy = policies[0]
+    policy.load_rl_state_dict(ckpt['rlkd_agent'])
+    model.eval()
+    policy.train()  # acts (deterministically) while the networks stay in eval mode
+    policy.driven, policy.acting, policy.deterministic, policy.progress = True, True, True, 1.0
+
+    loader_cfg = cfg.get(f'{split}_dataloader')
+    if loader_cfg is None:
+        raise ValueError(f'the config has no {split}_dataloader')
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    states, temps = [], []
+    with torch.no_grad():
+        for i, data in enumerate(loader):
+            if max_batches and i >= max_batches:
+                break
+            data = model.data_preprocessor(data, False)
+            model(**data, mode='loss')
+            step = policy.pop_pending()
+            policy.pop_task_loss()
+            if step is not None:
+                states.append(step.raw_states.cpu())
+                temps.append(step.temperatures.cpu())
+    if not temps:
+        raise RuntimeError(f'the policy acted on no instance of the {split} split')
+    record = ckpt['rlkd_agent'].get('reward_record')
+    return torch.cat(states), torch.cat(temps), record
+
+
+def report(states: torch.Tensor, temps: torch.Tensor, record=None) -> dict:
+    t = temps.double()
+    result = dict(
+        num_instances=int(t.numel()),
+        t_mean=float(t.mean()),
+        t_std=float(t.std(unbiased=False)),
+        t_min=float(t.min()),
+        t_max=float(t.max()),
+    )
+    result['flat'] = result['t_std'] < 0.25
+    result['spearman'] = {
+        name: round(spearman(temps, states[:, j]), 4)
+        for j, name in enumerate(STATE_NAMES)
+        if name != 'progress'
+    }
+    if record is not None and len(record):
+        result['reward_signal'] = reward_signal(record)
+    return result
+
+
+def plot(states: torch.Tensor, temps: torch.Tensor, out: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, name in zip(axes, ('teacher_gt_prob', 'student_ce')):
+        ax.scatter(states[:, STATE_NAMES.index(name)], temps, s=4, alpha=0.4)
+        ax.set_xlabel(name)
+        ax.set_ylabel('deterministic T')
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('checkpoint')
+    parser.add_argument('--config', help='config of the run (default: the checkpoint meta.cfg)')
+    parser.add_argument('--split', default='val', choices=['train', 'val', 'test'])
+    parser.add_argument('--max-batches', type=int, default=0, help='0: the whole split')
+    parser.add_argument('--out', help='scatter PNG path')
+    args = parser.parse_args()
+    states, temps, record = collect(args.checkpoint, args.config, args.split, args.max_batches)
+    result = report(states, temps, record)
+    default_out = osp.join(osp.dirname(osp.abspath(args.checkpoint)), f'policy_{args.split}.png')
+    out = args.out or default_out
+    plot(states, temps, out, f'{osp.basename(args.checkpoint)} ({args.split})')
+    result['png'] = out
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == '__main__':
+    main()

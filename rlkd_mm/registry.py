@@ -10,6 +10,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
@@ -26,12 +27,14 @@ DATASETS = Registry(
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, scope='rlkd_mm', locations=['rlkd_mm.datasets']
 )
-METRICS = Registry(
-    'metric', parent=MMENGINE_METRICS, scope='rlkd_mm', locations=['rlkd_mm.evaluation']
-)
+# No metric of our own: the downstream packages' metrics (top-1, COCO mAP) are used as they are.
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='rlkd_mm', locations=[])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope='rlkd_mm',
     locations=['rlkd_mm.engine'],
+)
+OPTIM_WRAPPERS = Registry(
+    'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='rlkd_mm', locations=['rlkd_mm.engine']
 )

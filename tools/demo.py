@@ -20,7 +20,13 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from tools.benchmark.common import ROOT, ensure_teacher, markdown_table, run_one  # noqa: E402
+from tools.benchmark.common import (  # noqa: E402
+    ROOT,
+    ensure_digits_det,
+    ensure_teacher,
+    markdown_table,
+    run_one,
+)
 
 DATA = 'data/digits_det'
 TEACHER = 'configs/digits/det_teacher_gfl.py'
@@ -40,18 +46,7 @@ def main():
     args = parser.parse_args()
     start = time.time()
 
-    if not osp.isfile(osp.join(ROOT, DATA, 'annotations', 'instances_test.json')):
-        print(f'[data] writing {DATA}', flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                osp.join(ROOT, 'tools/dataset_converters/make_digits_det.py'),
-                '--out',
-                osp.join(ROOT, DATA),
-            ],
-            check=True,
-            cwd=ROOT,
-        )
+    ensure_digits_det(DATA)
     teacher = ensure_teacher(osp.join(ROOT, TEACHER), osp.join(ROOT, TEACHER_CKPT), METRIC)
 
     rows = [

@@ -1,14 +1,24 @@
 """Train a model (a distiller, or a plain mmdet / mmpretrain model) from an OpenMMLab config."""
 
 import argparse
+import logging
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import rlkd_mm  # noqa: F401  (registers modules and the checkpoint allowlist)
+from rlkd_mm.utils import (
+    ATOMIC_BACKEND,
+    UnreadableCheckpointError,
+    check_checkpoint_readable,
+    latest_readable_checkpoint,
+)
+from rlkd_mm.utils.dist import setup_cpu_distributed
 
 
 def parse_args():
@@ -50,14 +60,53 @@ def main():
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    if args.launcher == 'pytorch':
+        setup_cpu_distributed(cfg)
+    make_crash_safe(cfg)
+    try:
+        resolve_resume(cfg, args.resume)
+    except (FileNotFoundError, UnreadableCheckpointError) as err:
+        sys.exit(f'error: {err}')
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+
+
+def make_crash_safe(cfg) -> None:
+    """Atomic checkpoint writes and saved random streams, also for configs that do not set
+    them (e.g. mmdet / mmpretrain runtimes): a checkpoint hook without ``backend_args`` (and
+    without an ``out_dir`` on another storage) writes through ``ATOMIC_BACKEND``, and a
+    ``RandomStateHook`` is added unless the config has one."""
+    hooks = cfg.setdefault('default_hooks', {})
+    checkpoint = hooks.get('checkpoint')
+    if (
+        checkpoint is not None
+        and checkpoint.get('backend_args') is None
+        and checkpoint.get('file_client_args') is None
+        and '://' not in str(checkpoint.get('out_dir') or '')
+    ):
+        checkpoint['backend_args'] = dict(backend=ATOMIC_BACKEND)
+    types = [h.get('type') for h in list(hooks.values()) + list(cfg.get('custom_hooks', []))]
+    if not any(str(t).endswith('RandomStateHook') for t in types if t):
+        hooks['random_state'] = dict(type='rlkd_mm.RandomStateHook')
+
+
+def resolve_resume(cfg, resume) -> None:
+    """``--resume`` (auto): the newest *readable* checkpoint of the work dir (an unreadable
+    latest one, e.g. left by a crash while saving, is skipped with a warning naming it; none
+    readable stops with a message). ``--resume PATH`` / ``load_from``: PATH must be readable."""
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = latest_readable_checkpoint(
+            cfg.work_dir, logger=lambda msg: print_log(msg, 'current', logging.WARNING)
+        )
+        if cfg.load_from is not None:
+            print_log(f'resuming from {cfg.load_from}', 'current')
+    elif resume is not None:
+        cfg.resume = True
+        cfg.load_from = resume
+    load_from = cfg.get('load_from')
+    if load_from and '://' not in str(load_from):
+        check_checkpoint_readable(load_from, what='resume checkpoint' if resume else 'load_from')
 
 
 if __name__ == '__main__':

@@ -6,9 +6,19 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Teachers are loaded from the last checkpoint; older ones only take disk space.
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_last=True),
+    # Teachers are loaded from the last checkpoint; older ones only take disk space. Written
+    # atomically (temporary file, then rename): a crash while saving never truncates one.
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=1,
+        save_last=True,
+        backend_args=dict(backend='rlkd_atomic_local'),
+    ),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # random streams saved with each checkpoint, so a resumed run draws what an uninterrupted
+    # one would (augmentation included)
+    random_state=dict(type='rlkd_mm.RandomStateHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
 

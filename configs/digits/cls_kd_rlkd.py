@@ -14,15 +14,15 @@ model = dict(
         agent=dict(lr=3e-4, gamma=0.9, explore_updates=8, minibatch_size=256),
         dump_size=4096,
     ))
-# 17 iterations per epoch: the agent acts after one epoch. Every 4th acting iteration is
+# 17 iterations per epoch: the agent acts after one epoch. Every 8th acting iteration is
 # re-evaluated for per-instance rewards (the change of each image's own loss after the step it
-# took part in); the agent learns from every 8 such iterations.
+# took part in); the agent learns from every 2 such iterations.
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',
         reward='instance',
-        reward_interval=4,
-        update_interval=8,
+        reward_interval=8,
+        update_interval=2,
         warmup_iters=17,
     ),
 ]

@@ -15,14 +15,14 @@ model = dict(
     )
 )
 
-# Per-instance rewards: every 4th acting iteration each sampled RoI's classification loss is
+# Per-instance rewards: every 8th acting iteration each sampled RoI's classification loss is
 # re-evaluated after the step.
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',
         reward='instance',
-        reward_interval=4,
-        update_interval=8,
+        reward_interval=8,
+        update_interval=2,
         warmup_iters=200,
     )
 ]

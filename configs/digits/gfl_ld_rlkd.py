@@ -17,14 +17,14 @@ model = dict(
     )
 )
 
-# Per-instance rewards: every 4th acting iteration each positive's own loss (class BCE + 1 - GIoU
+# Per-instance rewards: every 8th acting iteration each positive's own loss (class BCE + 1 - GIoU
 # on the targets assigned at that iteration) is re-evaluated after the step.
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',
         reward='instance',
-        reward_interval=4,
-        update_interval=8,
+        reward_interval=8,
+        update_interval=2,
         warmup_iters=200,
     )
 ]

@@ -1,23 +1,26 @@
-"""The RLKD agent: acts on instance states, stores experience, learns with PPO."""
+"""The RLKD agent: acts on instance states, stores experience, learns with PPO.
+
+It orchestrates the parts that live in their own modules: the settings (``AgentConfig``), the
+actor-critic (``ActorCritic``), the running state and reward normalisation (``RunningNorm``,
+``RunningScale``), the batch-reward calibration (``RewardCalibrator``) and the PPO learner
+(``PPOLearner``).
+"""
 
 import math
 from collections import deque
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .buffer import AgentStep, RolloutBuffer, Transition
-from .policy import ActorCritic, check_squash_range
-from .ppo import clipped_policy_loss
-from .reward_model import RewardModel, calibrate_rewards
+from .calibration import RewardCalibrator
+from .config import AgentConfig
+from .optim_utils import optimizer_to
+from .policy import ActorCritic
+from .ppo import PPOLearner
+from .reward_model import calibrate_rewards
 from .state import RunningNorm, RunningScale
-
-
-def _check(cond: bool, key: str, value: Any, requirement: str) -> None:
-    if not cond:
-        raise ValueError(f'{key} must be {requirement}, got {key}={value!r}')
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -39,19 +42,18 @@ class RLKDAgent:
     synchronised explicitly (by ``RLKDHook``).
 
     One cycle: :meth:`act` on every training batch (one batched forward), :meth:`store` the
-    iteration once its batch reward is known, and :meth:`update` every K iterations: the reward
-    model is fitted so that per-batch sums of ``g(s, a)`` predict the batch rewards, the batch
-    reward is decomposed into calibrated instance rewards ``r_i = g_i + (R_k - sum_j g_j) / B``,
-    advantages bootstrap from the next iteration's batch-mean value
-    ``A_i = r_i + gamma * mean_j V(s_{k+1, j}) - V(s_i)``, and a clipped PPO objective with a
-    value loss and an entropy bonus is optimised for ``ppo_epochs`` minibatch epochs. After each
-    optimizer step ``log_std`` is clamped to ``[LOG_STD_MIN, LOG_STD_MAX]``.
+    iteration once its reward is known (per instance, or one batch reward), and :meth:`update`
+    every K iterations: batch rewards are decomposed into instance rewards by the
+    ``RewardCalibrator`` (action-centred credits of a learned reward model), all instance
+    rewards are divided by their running spread (``RunningScale``), advantages bootstrap from
+    the next iteration's batch-mean value ``A_i = r_i + gamma * mean_j V(s_{k+1, j}) - V(s_i)``,
+    and a clipped PPO objective with a value loss and an entropy bonus is optimised for
+    ``ppo_epochs`` minibatch epochs (``PPOLearner``). After each optimizer step ``log_std`` is
+    clamped to ``[LOG_STD_MIN, LOG_STD_MAX]``.
 
-    Calibration safeguard: the reward model is fitted on the older batches of the reward window
-    and validated on the newest ``reward_holdout`` fraction; unless its batch sums predict the
-    held-out batch rewards better than a constant (``R^2 > calibration_min_r2``), the batch
-    reward is split equally, ``r_i = R_k / B`` (also exactly sum-preserving). The choice is
-    kept in ``calibration_learned`` and reported by :meth:`update`.
+    Calibration safeguard: unless the reward model predicts held-out batch rewards better than
+    a constant (``R^2 > calibration_min_r2``), a batch reward is split equally, ``r_i = R_k / B``
+    (see ``RewardCalibrator``); the choice is kept in ``calibration_learned``.
 
     Efficient exploration: during the first ``explore_updates`` updates (phase 0), only
     high-quality instances get exploration noise (the others take the mean action), and PPO
@@ -111,174 +113,84 @@ class RLKDAgent:
             Defaults to 0.
     """
 
-    def __init__(
-        self,
-        state_dim: int,
-        t_min: float = 1.0,
-        t_max: float = 10.0,
-        t_init: float = 4.0,
-        hidden_dim: int = 64,
-        lr: float = 3e-4,
-        gamma: float = 0.9,
-        clip_eps: float = 0.2,
-        ppo_epochs: int = 4,
-        minibatch_size: int = 256,
-        value_coef: float = 0.5,
-        entropy_coef: float = 1e-3,
-        max_grad_norm: float = 0.5,
-        hq_tau: float = 0.5,
-        explore_updates: int = 10,
-        reward_model_lr: float = 3e-3,
-        reward_model_steps: int = 50,
-        reward_window: int = 32,
-        buffer_size: int = 64,
-        init_log_std: float = math.log(0.5),
-        norm_clip: float = 5.0,
-        seed: int = 0,
-        progress_column: Optional[int] = None,
-        reward_holdout: float = 0.25,
-        calibration_min_r2: float = 0.0,
-        reward_model_weight_decay: float = 0.0,
-    ) -> None:
-        check_squash_range(t_min, t_max, t_init)
-        _check(isinstance(state_dim, int) and state_dim > 0, 'state_dim', state_dim, 'an int > 0')
-        _check(
-            isinstance(hidden_dim, int) and hidden_dim > 0, 'hidden_dim', hidden_dim, 'an int > 0'
-        )
-        _check(lr > 0, 'lr', lr, '> 0')
-        _check(0.0 <= gamma <= 1.0, 'gamma', gamma, 'in [0, 1]')
-        _check(clip_eps > 0, 'clip_eps', clip_eps, '> 0')
-        _check(
-            isinstance(ppo_epochs, int) and ppo_epochs >= 1, 'ppo_epochs', ppo_epochs, 'an int >= 1'
-        )
-        _check(
-            isinstance(minibatch_size, int) and minibatch_size >= 1,
-            'minibatch_size',
-            minibatch_size,
-            'an int >= 1',
-        )
-        _check(value_coef >= 0, 'value_coef', value_coef, '>= 0')
-        _check(entropy_coef >= 0, 'entropy_coef', entropy_coef, '>= 0')
-        _check(max_grad_norm > 0, 'max_grad_norm', max_grad_norm, '> 0')
-        _check(0.0 <= hq_tau <= 1.0, 'hq_tau', hq_tau, 'in [0, 1]')
-        _check(
-            isinstance(explore_updates, int) and explore_updates >= 0,
-            'explore_updates',
-            explore_updates,
-            'an int >= 0',
-        )
-        _check(reward_model_lr > 0, 'reward_model_lr', reward_model_lr, '> 0')
-        _check(
-            isinstance(reward_model_steps, int) and reward_model_steps >= 0,
-            'reward_model_steps',
-            reward_model_steps,
-            'an int >= 0',
-        )
-        _check(
-            isinstance(reward_window, int) and reward_window >= 1,
-            'reward_window',
-            reward_window,
-            'an int >= 1',
-        )
-        _check(
-            isinstance(buffer_size, int) and buffer_size >= 1,
-            'buffer_size',
-            buffer_size,
-            'an int >= 1',
-        )
-        _check(norm_clip > 0, 'norm_clip', norm_clip, '> 0')
-        _check(isinstance(seed, int), 'seed', seed, 'an int')
-        _check(
-            progress_column is None
-            or (isinstance(progress_column, int) and 0 <= progress_column < state_dim),
-            'progress_column',
-            progress_column,
-            f'None or an int in [0, {state_dim})',
-        )
-        _check(0.0 < reward_holdout < 1.0, 'reward_holdout', reward_holdout, 'in (0, 1)')
-        _check(
-            not math.isnan(float(calibration_min_r2)),
-            'calibration_min_r2',
-            calibration_min_r2,
-            'a number (not NaN)',
-        )
-        _check(
-            reward_model_weight_decay >= 0,
-            'reward_model_weight_decay',
-            reward_model_weight_decay,
-            '>= 0',
-        )
-        self.config = dict(
-            state_dim=state_dim,
-            t_min=float(t_min),
-            t_max=float(t_max),
-            t_init=float(t_init),
-            hidden_dim=hidden_dim,
-            lr=lr,
-            gamma=gamma,
-            clip_eps=clip_eps,
-            ppo_epochs=ppo_epochs,
-            minibatch_size=minibatch_size,
-            value_coef=value_coef,
-            entropy_coef=entropy_coef,
-            max_grad_norm=max_grad_norm,
-            hq_tau=hq_tau,
-            explore_updates=explore_updates,
-            reward_model_lr=reward_model_lr,
-            reward_model_steps=reward_model_steps,
-            reward_window=reward_window,
-            buffer_size=buffer_size,
-            init_log_std=init_log_std,
-            norm_clip=norm_clip,
-            seed=seed,
-            progress_column=progress_column,
-            reward_holdout=reward_holdout,
-            calibration_min_r2=calibration_min_r2,
-            reward_model_weight_decay=reward_model_weight_decay,
-        )
-        self.state_dim = state_dim
-        self.t_min, self.t_max = float(t_min), float(t_max)
-        self.gamma = gamma
-        self.clip_eps = clip_eps
-        self.ppo_epochs = ppo_epochs
-        self.minibatch_size = minibatch_size
-        self.value_coef = value_coef
-        self.entropy_coef = entropy_coef
-        self.max_grad_norm = max_grad_norm
-        self.hq_tau = hq_tau
-        self.explore_updates = explore_updates
-        self.reward_model_steps = reward_model_steps
-        self.buffer_size = buffer_size
-        self.seed = seed
-        self.reward_holdout = float(reward_holdout)
-        self.calibration_min_r2 = float(calibration_min_r2)
+    def __init__(self, state_dim: int, **kwargs: Any) -> None:
+        cfg = AgentConfig(state_dim=state_dim, **kwargs)
+        self.cfg = cfg
+        self.config = cfg.to_dict()
+        self.state_dim = cfg.state_dim
+        self.t_min, self.t_max = cfg.t_min, cfg.t_max
+        self.gamma = cfg.gamma
+        self.hq_tau = cfg.hq_tau
+        self.explore_updates = cfg.explore_updates
+        self.buffer_size = cfg.buffer_size
+        self.seed = cfg.seed
 
         # Seeded initialisation that leaves the global RNG (the student's stream) untouched.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.net = ActorCritic(state_dim, hidden_dim, t_min, t_max, t_init, init_log_std)
-            self.reward_model = RewardModel(state_dim, hidden_dim)
+            torch.manual_seed(cfg.seed)
+            self.net = ActorCritic(
+                cfg.state_dim, cfg.hidden_dim, cfg.t_min, cfg.t_max, cfg.t_init, cfg.init_log_std
+            )
+            self.calibrator = RewardCalibrator(
+                cfg.state_dim,
+                cfg.hidden_dim,
+                lr=cfg.reward_model_lr,
+                steps=cfg.reward_model_steps,
+                window=cfg.reward_window,
+                holdout=cfg.reward_holdout,
+                min_r2=cfg.calibration_min_r2,
+                weight_decay=cfg.reward_model_weight_decay,
+            )
+        self.ppo = PPOLearner(
+            self.net,
+            lr=cfg.lr,
+            clip_eps=cfg.clip_eps,
+            ppo_epochs=cfg.ppo_epochs,
+            minibatch_size=cfg.minibatch_size,
+            value_coef=cfg.value_coef,
+            entropy_coef=cfg.entropy_coef,
+            max_grad_norm=cfg.max_grad_norm,
+            seed=cfg.seed,
+        )
         # Progress drifts over training: a fixed map 2p - 1 keeps it informative.
-        fixed = None if progress_column is None else {progress_column: (0.5, 0.5)}
-        self.norm = RunningNorm(state_dim, clip=norm_clip, fixed_columns=fixed)
+        fixed = None if cfg.progress_column is None else {cfg.progress_column: (0.5, 0.5)}
+        self.norm = RunningNorm(cfg.state_dim, clip=cfg.norm_clip, fixed_columns=fixed)
         # Running spread of the instance rewards: PPO's value targets (and so its step sizes)
         # then do not depend on the scale of the task loss (CE vs. QFL + GIoU, ...).
         self.reward_scale = RunningScale()
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.reward_optimizer = torch.optim.Adam(
-            self.reward_model.parameters(),
-            lr=reward_model_lr,
-            weight_decay=reward_model_weight_decay,
-        )
-        # 1.0 when the last reward-model fit beat a constant predictor on held-out batches and
-        # is used for calibration, else 0.0 (equal split). A tensor so that DDP can broadcast it.
-        self.calibration_learned = torch.zeros((), dtype=torch.float32)
-        self.buffer = RolloutBuffer(buffer_size)
-        # (raw_states [B, D], rescaled actions [B], batch reward) of recent batches.
-        self.reward_window: deque = deque(maxlen=reward_window)
+        self.buffer = RolloutBuffer(cfg.buffer_size)
         self.update_count = 0
-        self.minibatch_generator = torch.Generator().manual_seed(seed)
-        self.action_generator = torch.Generator().manual_seed(seed + 1)
+        self.action_generator = torch.Generator().manual_seed(cfg.seed + 1)
+
+    # ------------------------------------------------------------------ parts, as attributes
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.ppo.optimizer
+
+    @property
+    def minibatch_generator(self) -> torch.Generator:
+        return self.ppo.generator
+
+    @property
+    def reward_model(self):
+        return self.calibrator.model
+
+    @property
+    def reward_optimizer(self) -> torch.optim.Optimizer:
+        return self.calibrator.optimizer
+
+    @property
+    def reward_window(self) -> deque:
+        return self.calibrator.window
+
+    @property
+    def calibration_learned(self) -> Tensor:
+        """1.0 when the last reward-model fit validated and is used for calibration, else 0."""
+        return self.calibrator.learned
+
+    @property
+    def uses_learned_calibration(self) -> bool:
+        return self.calibrator.uses_learned
 
     # ------------------------------------------------------------------ properties / plumbing
     @property
@@ -311,47 +223,31 @@ class RLKDAgent:
                 every rank has made the same number of optimizer steps (e.g. right after an
                 update), since the state is created lazily by the first step.
         """
+        cal = self.calibrator
         tensors = (
             list(self.net.state_dict().values())
-            + list(self.reward_model.state_dict().values())
+            + list(cal.model.state_dict().values())
             + list(self.norm.state_dict().values())
             + list(self.reward_scale.state_dict().values())
-            + [self.calibration_learned]
+            + [cal.learned]
         )
         if include_optimizer:
-            for optimizer, module in (
-                (self.optimizer, self.net),
-                (self.reward_optimizer, self.reward_model),
-            ):
-                for param in module.parameters():
-                    for key, value in sorted(optimizer.state.get(param, {}).items()):
-                        if isinstance(value, Tensor) and key != 'step':
-                            tensors.append(value)
+            tensors += self.ppo.optimizer_tensors() + cal.optimizer_tensors()
         return tensors
 
     def parameters(self) -> List[Tensor]:
         """Learnable parameters of the actor-critic and of the reward model."""
-        return list(self.net.parameters()) + list(self.reward_model.parameters())
+        return list(self.net.parameters()) + list(self.calibrator.model.parameters())
 
     def to(self, device: Any) -> 'RLKDAgent':
         """Move networks, statistics, optimizer states and stored experience to ``device``."""
         device = torch.device(device)
         self.net.to(device)
-        self.reward_model.to(device)
+        optimizer_to(self.ppo.optimizer, device)
+        self.calibrator.to(device)
         self.norm.to(device)
         self.reward_scale.to(device)
-        self.calibration_learned = self.calibration_learned.to(device)
-        for optimizer in (self.optimizer, self.reward_optimizer):
-            for state in optimizer.state.values():
-                for key, value in state.items():
-                    # Adam keeps its step counter on the CPU unless capturable/fused.
-                    if isinstance(value, Tensor) and key != 'step':
-                        state[key] = value.to(device)
         self.buffer.to(device)
-        self.reward_window = deque(
-            ((s.to(device), u.to(device), r) for s, u, r in self.reward_window),
-            maxlen=self.reward_window.maxlen,
-        )
         return self
 
     # ------------------------------------------------------------------ acting
@@ -460,113 +356,39 @@ class RLKDAgent:
         )
 
     # ------------------------------------------------------------------ learning
-    def _fit_reward_model(self) -> Tuple[float, float]:
-        """Fit ``g`` on the older batches of the reward window and validate it on the newest.
-
-        The newest ``reward_holdout`` fraction of the window (at least one batch) is held out;
-        ``g`` is fitted on the rest, and its batch sums are compared on the held-out batches
-        with a constant predictor (the mean reward of the fitted batches):
-        ``R^2 = 1 - SSE(g) / SSE(const)``. A reward model fitted on batch sums over a short
-        window can pick up spurious slopes that make calibrated rewards worse than the equal
-        split; so ``calibration_learned`` is set only when ``R^2 > calibration_min_r2``.
-
-        Returns:
-            tuple[float, float]: last training loss and held-out R^2 (both 0 when the window
-            holds fewer than two batches or ``reward_model_steps == 0``; no learned
-            calibration then).
-        """
-        self.calibration_learned.fill_(0.0)
-        num_batches = len(self.reward_window)
-        if num_batches < 2 or self.reward_model_steps == 0:
-            return 0.0, 0.0
-        device = self.device
-        num_holdout = min(max(1, round(num_batches * self.reward_holdout)), num_batches - 1)
-        num_fit = num_batches - num_holdout
-        raw = torch.cat([s for s, _, _ in self.reward_window])
-        states = self.norm.normalize(raw)
-        actions = torch.cat([u for _, u, _ in self.reward_window])
-        size_list = [u.numel() for _, u, _ in self.reward_window]
-        batch_index = torch.repeat_interleave(
-            torch.arange(num_batches, device=device), torch.tensor(size_list, device=device)
-        )
-        rewards = torch.tensor(
-            [r for _, _, r in self.reward_window], dtype=torch.float32, device=device
-        )
-        # The window is ordered oldest first: the fitted batches are a prefix.
-        cut = sum(size_list[:num_fit])
-        fit_args = (states[:cut], actions[:cut], batch_index[:cut], rewards[:num_fit])
-        loss = states.new_zeros(())
-        for _ in range(self.reward_model_steps):
-            loss = self.reward_model.batch_loss(*fit_args)
-            self.reward_optimizer.zero_grad()
-            loss.backward()
-            self.reward_optimizer.step()
-        with torch.no_grad():
-            contributions = self.reward_model(states[cut:], actions[cut:])
-            sums = contributions.new_zeros(num_holdout).index_add(
-                0, batch_index[cut:] - num_fit, contributions
-            )
-            held_out = rewards[num_fit:]
-            sse_model = ((sums - held_out) ** 2).sum()
-            sse_const = ((held_out - rewards[:num_fit].mean()) ** 2).sum()
-            r2 = 1.0 - sse_model / sse_const.clamp_min(1e-12)
-            self.calibration_learned.copy_((r2 > self.calibration_min_r2).float())
-        return float(loss.detach()), float(r2)
-
     def _rescaled(self, temperatures: Tensor) -> Tensor:
         return (temperatures - self.t_min) / (self.t_max - self.t_min)
 
-    @property
-    def uses_learned_calibration(self) -> bool:
-        """Whether the last reward-model fit passed validation (see ``_fit_reward_model``)."""
-        return bool(self.calibration_learned > 0.5)
+    def _mean_rescaled(self, states: Tensor) -> Tensor:
+        return self._rescaled(self.net.squash(self.net(states)[0]))
 
     @torch.no_grad()
     def calibrated_rewards(self, step: AgentStep, batch_reward: float) -> Tensor:
-        """Instance rewards ``[N]`` of one batch, summing to ``batch_reward``.
-
-        ``r_i = g_i + (R - sum_j g_j) / N`` (see ``calibrate_rewards``) when the current reward
-        model passed validation, else the equal split ``R / N``.
-        """
-        contributions = self._contributions(
-            step.raw_states.to(self.device), step.temperatures.to(self.device)
+        """Instance rewards ``[N]`` of one batch, summing to ``batch_reward``: the
+        action-centred credits of the reward model when it passed validation, else the equal
+        split ``R / N`` (see ``RewardCalibrator``)."""
+        states = self.norm.normalize(step.raw_states.to(self.device))
+        contributions = self.calibrator.contributions(
+            states, self._rescaled(step.temperatures.to(self.device)), self._mean_rescaled
         )
         return calibrate_rewards(contributions, float(batch_reward))
 
-    def _contributions(self, raw_states: Tensor, temperatures: Tensor) -> Tensor:
-        """Action-dependent part of the reward-model outputs [N]:
-        ``c_i = g(s_i, a_i) - g(s_i, mean action of s_i)``.
-
-        State-only terms of ``g`` (e.g. how easy the batch is) say nothing about the action, so
-        they are left to the equal split of the residual. Zeros (the equal split ``R / N`` after
-        calibration) when the reward model did not pass validation.
-        """
-        if not self.uses_learned_calibration:
-            return temperatures.new_zeros(temperatures.shape[0])
-        states = self.norm.normalize(raw_states)
-        mean_t = self.net.squash(self.net(states)[0])
-        taken = self.reward_model(states, self._rescaled(temperatures))
-        return taken - self.reward_model(states, self._rescaled(mean_t))
-
     @torch.no_grad()
     def _instance_rewards(
-        self,
-        items: List[Transition],
-        steps: AgentStep,
-        iter_index: Tensor,
-        sizes: Tensor,
-        batch_rewards: Tensor,
+        self, items: List[Transition], steps: AgentStep, iter_index: Tensor, batch_rewards: Tensor
     ) -> Tensor:
-        contributions = self._contributions(steps.raw_states, steps.temperatures)
-        sums = contributions.new_zeros(len(items)).index_add(0, iter_index, contributions)
-        residual = (batch_rewards - sums) / sizes.to(contributions.dtype)
-        rewards = contributions + residual[iter_index]
-        if any(t.instance_rewards is not None for t in items):
-            start = 0
-            for t in items:
-                if t.instance_rewards is not None:
-                    rewards[start : start + t.step.num] = t.instance_rewards
-                start += t.step.num
+        """Per-instance rewards ``[N]`` of a rollout: the given ones where a transition has
+        them, the calibrated split of its batch reward otherwise."""
+        states = self.norm.normalize(steps.raw_states)
+        contributions = self.calibrator.contributions(
+            states, self._rescaled(steps.temperatures), self._mean_rescaled
+        )
+        rewards = self.calibrator.instance_rewards(contributions, iter_index, batch_rewards)
+        start = 0
+        for t in items:
+            if t.instance_rewards is not None:
+                rewards[start : start + t.step.num] = t.instance_rewards
+            start += t.step.num
         return rewards
 
     @torch.no_grad()
@@ -593,21 +415,8 @@ class RLKDAgent:
         return torch.where(counts > 0, sums / counts.clamp_min(1.0), own_mean)
 
     def _epoch_order(self, hq_mask: Tensor, exploring: bool) -> Tensor:
-        """Instance indices of one PPO epoch (CPU long tensor)."""
-        gen = self.minibatch_generator
-        num = hq_mask.numel()
-        if not exploring:
-            return torch.randperm(num, generator=gen)
-        hq_cpu = hq_mask.cpu()
-        hq_idx = hq_cpu.nonzero().squeeze(1)
-        other_idx = (~hq_cpu).nonzero().squeeze(1)
-        hq_idx = hq_idx[torch.randperm(hq_idx.numel(), generator=gen)]
-        other_idx = other_idx[torch.randperm(other_idx.numel(), generator=gen)]
-        # High-quality instances first; others only top the epoch up to one minibatch.
-        num_used = max(hq_idx.numel(), min(self.minibatch_size, num))
-        return torch.cat([hq_idx, other_idx])[:num_used]
+        return self.ppo.epoch_order(hq_mask, exploring)
 
-    @torch.enable_grad()
     def update(self, transitions: Optional[Sequence[Transition]] = None) -> Dict[str, float]:
         """Fit the reward model, then run PPO on the stored rollout; clears the buffer.
 
@@ -635,17 +444,17 @@ class RLKDAgent:
         batch_rewards = torch.tensor(
             [t.batch_reward for t in items], dtype=torch.float32, device=device
         )
-
         for t in items:
             if t.instance_rewards is None:
-                self.reward_window.append(
-                    (t.step.raw_states, self._rescaled(t.step.temperatures), t.batch_reward)
+                self.calibrator.add(
+                    t.step.raw_states, self._rescaled(t.step.temperatures), t.batch_reward
                 )
-        reward_model_loss, reward_model_r2 = self._fit_reward_model()
-        raw_rewards = self._instance_rewards(items, steps, iter_index, sizes, batch_rewards)
+        reward_model_loss, reward_model_r2 = self.calibrator.fit(self.norm)
+        raw_rewards = self._instance_rewards(items, steps, iter_index, batch_rewards)
         self.reward_scale.update(raw_rewards)
         rewards = raw_rewards / self.reward_scale.scale().to(raw_rewards.dtype)
-        next_values = self._bootstrap_values(items, steps, iter_index, sizes)
+        with torch.no_grad():
+            next_values = self._bootstrap_values(items, steps, iter_index, sizes)
         returns = rewards + self.gamma * next_values[iter_index]
         advantages = returns - steps.values
         # Only explored instances (noise applied) carry a policy-gradient signal: an instance
@@ -657,54 +466,14 @@ class RLKDAgent:
         adv_var = ((advantages - adv_mean) ** 2 * policy_weights).sum() / num_explored
         advantages = (advantages - adv_mean) / (adv_var.sqrt() + 1e-8)
 
-        keys = ('policy_loss', 'value_loss', 'entropy', 'approx_kl', 'clip_fraction')
-        sums = {k: torch.zeros((), device=device) for k in keys}
-        first_minibatch: Dict[str, float] = {}
-        num_minibatches = 0
-        params = list(self.net.parameters())
-        for _ in range(self.ppo_epochs):
-            order = self._epoch_order(steps.hq_mask, exploring).to(device)
-            for idx in order.split(self.minibatch_size):
-                mu, values = self.net(steps.states[idx])
-                dist = self.net.distribution(mu)
-                log_probs = dist.log_prob(steps.actions[idx])
-                weight = policy_weights[idx]
-                denom = weight.sum().clamp_min(1.0)
-                policy_loss, kl, clip = clipped_policy_loss(
-                    log_probs, steps.log_probs[idx], advantages[idx], weight, self.clip_eps
-                )
-                value_loss = F.mse_loss(values, returns[idx])
-                entropy = (dist.entropy() * weight).sum() / denom
-                loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-                self.optimizer.step()
-                self.net.clamp_log_std_()
-                with torch.no_grad():
-                    sums['policy_loss'] += policy_loss.detach()
-                    sums['value_loss'] += value_loss.detach()
-                    sums['entropy'] += entropy.detach()
-                    sums['approx_kl'] += kl
-                    sums['clip_fraction'] += clip
-                    if num_minibatches == 0:
-                        # Before any step the policy is the acting one: ratio 1, KL 0.
-                        ratio = (log_probs.detach() - steps.log_probs[idx]).exp()
-                        dev = torch.where(weight > 0, (ratio - 1.0).abs(), 0.0)
-                        first_minibatch = dict(
-                            first_ratio_max_dev=float(dev.max()),
-                            first_approx_kl=float(kl),
-                        )
-                num_minibatches += 1
-
+        stats = self.ppo.optimise(steps, advantages, returns, policy_weights, exploring)
         self.norm.update(steps.raw_states)
         self.update_count += 1
-        stats = {k: float(v) / max(num_minibatches, 1) for k, v in sums.items()}
         temperatures = steps.temperatures
         stats.update(
             reward_model_loss=reward_model_loss,
             reward_model_r2=reward_model_r2,
-            calibration_learned=float(self.calibration_learned),
+            calibration_learned=float(self.calibrator.learned),
             explored_fraction=float(policy_weights.mean()),
             batch_reward=float(batch_rewards.mean()),
             instance_reward=float(raw_rewards.mean()),
@@ -715,30 +484,27 @@ class RLKDAgent:
             phase=0.0 if exploring else 1.0,
             num_instances=float(steps.num),
             hq_fraction=float(steps.hq_mask.float().mean()),
-            **first_minibatch,
         )
         return stats
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> Dict[str, Any]:
-        """Everything needed to continue exactly: networks, optimizers, normalisation, buffer,
-        reward window, counters, the calibration choice and both generators' states (all
-        tensors on the CPU)."""
-        return dict(
+        """Everything needed to continue exactly: networks, optimizers, normalisation, reward
+        scale, buffer, reward window, counters, the calibration choice and both generators'
+        states (all tensors on the CPU)."""
+        state = dict(
             config=dict(self.config),
             net=_to_cpu(self.net.state_dict()),
-            reward_model=_to_cpu(self.reward_model.state_dict()),
-            optimizer=_to_cpu(self.optimizer.state_dict()),
-            reward_optimizer=_to_cpu(self.reward_optimizer.state_dict()),
+            optimizer=_to_cpu(self.ppo.optimizer.state_dict()),
             norm=_to_cpu(self.norm.state_dict()),
             reward_scale=_to_cpu(self.reward_scale.state_dict()),
             buffer=self.buffer.state_dict(),
-            reward_window=[(_to_cpu(s), _to_cpu(u), r) for s, u, r in self.reward_window],
             update_count=self.update_count,
-            calibration_learned=float(self.calibration_learned),
-            minibatch_generator=self.minibatch_generator.get_state(),
+            minibatch_generator=self.ppo.generator.get_state(),
             action_generator=self.action_generator.get_state(),
         )
+        state.update(self.calibrator.state_dict(_to_cpu))
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved, onto the agent's current device."""
@@ -750,18 +516,12 @@ class RLKDAgent:
             )
         device = self.device
         self.net.load_state_dict(state['net'])
-        self.reward_model.load_state_dict(state['reward_model'])
-        self.optimizer.load_state_dict(state['optimizer'])
-        self.reward_optimizer.load_state_dict(state['reward_optimizer'])
+        self.ppo.optimizer.load_state_dict(state['optimizer'])
         self.norm.load_state_dict(state['norm'])
         if 'reward_scale' in state:
             self.reward_scale.load_state_dict(state['reward_scale'])
+        self.calibrator.load_state_dict(state, device)
         self.buffer.load_state_dict(state['buffer'], device)
-        self.reward_window = deque(
-            ((s.to(device), u.to(device), float(r)) for s, u, r in state['reward_window']),
-            maxlen=self.reward_window.maxlen,
-        )
         self.update_count = int(state['update_count'])
-        self.calibration_learned.fill_(float(state.get('calibration_learned', 0.0)))
-        self.minibatch_generator.set_state(state['minibatch_generator'])
+        self.ppo.generator.set_state(state['minibatch_generator'])
         self.action_generator.set_state(state['action_generator'])

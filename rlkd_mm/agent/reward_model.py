@@ -4,13 +4,34 @@ import torch
 from torch import Tensor, nn
 
 
-def calibrate_rewards(contributions: Tensor, batch_reward: float) -> Tensor:
-    """Instance rewards that credit learned contributions and sum exactly to the batch reward.
+def split_batch_rewards(
+    contributions: Tensor, batch_index: Tensor, batch_rewards: Tensor
+) -> Tensor:
+    """Instance rewards that credit the contributions and keep every batch's reward exactly.
 
-    ``r_i = g_i + (R - sum_j g_j) / B``.
+    ``r_i = c_i + (R_b - sum_{j in b} c_j) / B_b`` for instance ``i`` of batch ``b``.
 
     Args:
-        contributions (Tensor): ``[B]`` predicted contributions ``g_i`` of one batch.
+        contributions (Tensor): ``[N]`` credits ``c_i`` of the instances of all batches.
+        batch_index (Tensor): ``[N]`` long, the batch (0..M-1) of each instance.
+        batch_rewards (Tensor): ``[M]`` batch rewards ``R_b``.
+
+    Returns:
+        Tensor: ``[N]`` instance rewards, summing to ``R_b`` over each batch.
+    """
+    num = batch_rewards.numel()
+    sums = contributions.new_zeros(num).index_add(0, batch_index, contributions)
+    sizes = contributions.new_zeros(num).index_add(0, batch_index, torch.ones_like(contributions))
+    residual = (batch_rewards.to(contributions.dtype) - sums) / sizes.clamp_min(1.0)
+    return contributions + residual[batch_index]
+
+
+def calibrate_rewards(contributions: Tensor, batch_reward: float) -> Tensor:
+    """Instance rewards of one batch: ``r_i = c_i + (R - sum_j c_j) / B``
+    (:func:`split_batch_rewards` for a single batch).
+
+    Args:
+        contributions (Tensor): ``[B]`` credits ``c_i`` of one batch.
         batch_reward (float): the batch reward ``R``.
 
     Returns:
@@ -20,8 +41,8 @@ def calibrate_rewards(contributions: Tensor, batch_reward: float) -> Tensor:
         raise ValueError(
             f'contributions must be a non-empty [B] tensor, got {tuple(contributions.shape)}'
         )
-    residual = (batch_reward - contributions.sum()) / contributions.numel()
-    return contributions + residual
+    index = torch.zeros(contributions.numel(), dtype=torch.long, device=contributions.device)
+    return split_batch_rewards(contributions, index, contributions.new_tensor([batch_reward]))
 
 
 class RewardModel(nn.Module):

@@ -20,9 +20,12 @@ class LogitStdTemperature(BaseTemperature):
     ``T_t = tau * std(z_t)``, which is what this policy returns.
 
     The std is torch's default (unbiased, as in the authors' code); it is clamped at ``eps`` so
-    that constant logits give a finite temperature. ``T_s`` keeps its gradient w.r.t. the student
-    logits, since the method standardises the student's logits inside the graph; ``T_t`` is
-    detached.
+    that constant logits give a finite temperature. For softmax scores ``T_s`` keeps its
+    gradient w.r.t. the student logits, since the method standardises the student's logits
+    inside the graph; ``T_t`` is detached. For sigmoid scores (dense detection) ``T_s`` is
+    detached too: sigmoids are not shift-invariant, so dividing by ``tau * std(z)`` is no longer
+    the z-score the method back-propagates through, and a gradient through ``std(z_s)`` would
+    only push the class branch towards a logit scale that changes its own temperature.
 
     Scaling: our KD losses multiply each instance by ``T_s * T_t = tau^2 * std(z_s) * std(z_t)``,
     whereas the paper scales by ``tau^2`` only; the two differ per instance by the factor
@@ -67,7 +70,8 @@ class LogitStdTemperature(BaseTemperature):
             # torch warns about the degrees of freedom of an empty std; nothing to compute.
             empty = student_logits.sum(dim=1)
             return empty, empty.detach()
-        t_s = self.base_temperature * student_logits.std(dim=1).clamp_min(self.eps)
+        z_s = student_logits if self.score_type == 'softmax' else student_logits.detach()
+        t_s = self.base_temperature * z_s.std(dim=1).clamp_min(self.eps)
         t_t = self.base_temperature * teacher_logits.detach().std(dim=1).clamp_min(self.eps)
         return t_s, t_t
 

@@ -121,6 +121,7 @@ class RLTemperature(BaseTemperature):
         self.progress = 0.0
         self.iteration = 0
         self.num_empty_batches = 0
+        self.num_nonfinite_batches = 0
         # Set by RLKDHook on the iterations whose per-instance rewards it will measure: the
         # distiller then caches what the re-evaluation needs (see BaseDistiller).
         self.collect_rewards = False
@@ -171,6 +172,16 @@ class RLTemperature(BaseTemperature):
         # The agent works in float32 whatever the training precision (e.g. under --amp).
         with torch.autocast(student_logits.device.type, enabled=False):
             states = self._states(student_logits, teacher_logits, gt_labels)
+            if not bool(torch.isfinite(states).all()):
+                # Non-finite logits: the optimizer skips this step anyway; the agent neither
+                # acts nor stores anything of it (it would corrupt its statistics).
+                self.num_nonfinite_batches += 1
+                warnings.warn(
+                    f'RLTemperature: non-finite instance states at iteration {self.iteration}; '
+                    'the batch keeps the warm-up temperature and is not stored'
+                )
+                t = self._full(num, self.warmup_temperature, student_logits)
+                return t, t
             # The same test as ``high_quality_mask``, read off the state (no second softmax).
             hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
                 states[:, _TEACHER_GT_PROB] >= agent.hq_tau
@@ -183,27 +194,24 @@ class RLTemperature(BaseTemperature):
         return t, t
 
     def _states(self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor) -> Tensor:
-        """Float32 instance states ``[N, STATE_DIM]``; raises on non-finite values."""
-        states = instance_state(
+        """Float32 instance states ``[N, STATE_DIM]`` (maybe non-finite: see ``forward``)."""
+        return instance_state(
             student_logits.detach().float(),
             teacher_logits.detach().float(),
             gt_labels,
             self.progress,
             self.score_type,
         )
-        if not bool(torch.isfinite(states).all()):
-            raise RuntimeError(
-                f'RLTemperature: non-finite instance states at iteration {self.iteration} '
-                '(non-finite student or teacher logits?); they would corrupt the agent'
-            )
-        return states
 
     def _accumulate_warmup_states(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor
     ) -> None:
         """Sum the warm-up states' moments, so the agent's normaliser is warm when it acts."""
         with torch.no_grad(), torch.autocast(student_logits.device.type, enabled=False):
-            new = moments(self._states(student_logits, teacher_logits, gt_labels))
+            states = self._states(student_logits, teacher_logits, gt_labels)
+            if not bool(torch.isfinite(states).all()):
+                return
+            new = moments(states)
         if self._warmup_moments is None:
             self._warmup_moments = new
         else:

@@ -55,8 +55,10 @@ def test_the_expected_configs_exist():
         'frcnn_student.py',
         'frcnn_kd_fixed.py',
         'frcnn_kd_rlkd.py',
-        'gfl_r101_r18_ld_rlkd_coco.py',
-        'faster-rcnn_r101_r18_kd_rlkd_coco.py',
+        'ld-rlkd_gfl-r101_gfl-r18_fpn_1x_coco.py',
+        'ld-fixed_gfl-r101_gfl-r18_fpn_1x_coco.py',
+        'kd-rlkd_faster-rcnn-r101_faster-rcnn-r18_fpn_1x_coco.py',
+        'kd-fixed_faster-rcnn-r101_faster-rcnn-r18_fpn_1x_coco.py',
     ):
         assert name in names
 
@@ -127,7 +129,13 @@ def test_coco_config_builds(path):
     assert cfg.optim_wrapper.constructor == 'rlkd_mm.DistillerOptimWrapperConstructor'
     assert cfg.model.teacher.startswith('mmdet::')
     assert model.student.backbone.depth == 18 and model.teacher.backbone.depth == 101
-    assert 'rlkd_mm.RLKDHook' in [h.type for h in cfg.custom_hooks]
+    hooks = [h.type for h in cfg.custom_hooks]
+    if 'rlkd' in osp.basename(path):
+        assert 'rlkd_mm.RLKDHook' in hooks
+        assert cfg.model.temperature.type == 'rlkd_mm.RLTemperature'
+        assert osp.isfile(path.replace('-rlkd_', '-fixed_'))  # its fixed-T twin
+    else:
+        assert hooks == [] and cfg.model.temperature.type == 'rlkd_mm.FixedTemperature'
     if isinstance(model, SingleStageDetDistiller):
         assert model.student.bbox_head.num_classes == 80 and model.ld_loss is not None
     else:

@@ -1,16 +1,18 @@
 """The agent learns a temperature that depends on the instance, through RLKDHook."""
 
 import pytest
-from bandit import T_STAR, run_bandit
+
+from tools.benchmark.bandit import T_STAR, run_bandit
 
 
 @pytest.mark.parametrize('reward', ['instance', 'influence'])
 @pytest.mark.parametrize('seed', [0, 1])
 def test_per_instance_reward_finds_each_groups_best_temperature(reward, seed):
-    # default reward_interval (4) and update_interval (8): 150 stored iterations, 18 updates
+    # default reward_interval (8) and update_interval (2): 75 stored iterations, 37 updates
     model, hook = run_bandit(reward, seed, iterations=600)
-    assert hook.reward_interval == 4
-    assert model.num_rewarded == 150  # every 4th iteration, minus those acted before an update
+    assert hook.reward_interval == 8 and hook.update_interval == 2
+    assert model.num_rewarded == 75  # every 8th iteration
+    assert model.temperature.agent.update_count == 37
     confident, unconfident = model.greedy_temperatures()
     assert abs(confident - T_STAR[0]) <= 1.0, (confident, unconfident)
     assert abs(unconfident - T_STAR[1]) <= 1.0, (confident, unconfident)
@@ -23,3 +25,48 @@ def test_batch_reward_is_recorded_for_comparison(record_property):
     confident, unconfident = model.greedy_temperatures()
     record_property('batch_mode_greedy_t', (round(confident, 2), round(unconfident, 2)))
     assert model.temperature.agent.update_count > 0
+
+
+def test_instance_mode_resume_takes_the_same_actions():
+    import io
+
+    import torch
+
+    from rlkd_mm.engine import RLKDHook
+    from tools.benchmark.bandit import BanditDistiller, FakeRunner
+
+    def drive(model, hook, runner, start, stop):
+        temps = []
+        for i in range(start, stop):
+            runner.iter = i
+            hook.before_train_iter(runner, i)
+            temps.append(model(i))
+            hook.after_train_iter(runner, i)
+        return temps
+
+    kwargs = dict(reward='instance', reward_interval=2, update_interval=4, warmup_iters=3)
+    model = BanditDistiller(0, agent=dict(seed=0, minibatch_size=64))
+    runner = FakeRunner(model, 80)
+    hook = RLKDHook(**kwargs)
+    hook.before_train(runner)
+    drive(model, hook, runner, 0, 40)  # iteration 39 is held, waiting for 40
+    assert hook._held is not None and hook._held['rewards'] is not None
+    checkpoint = {}
+    hook.before_save_checkpoint(runner, checkpoint)
+    blob = io.BytesIO()
+    torch.save(checkpoint, blob)
+    gen_state, loss = model.gen.get_state(), model.loss
+    later = drive(model, hook, runner, 40, 80)
+
+    model2 = BanditDistiller(0, agent=dict(seed=5, minibatch_size=64))  # another init
+    model2.gen.set_state(gen_state)
+    model2.loss = loss
+    runner2 = FakeRunner(model2, 80)
+    hook2 = RLKDHook(**kwargs)
+    blob.seek(0)
+    hook2.after_load_checkpoint(runner2, torch.load(blob, weights_only=True))
+    hook2.before_train(runner2)
+    resumed = drive(model2, hook2, runner2, 40, 80)
+    assert model.temperature.agent.update_count == model2.temperature.agent.update_count > 4
+    for a, b in zip(later, resumed):
+        assert torch.equal(a, b)

@@ -1,4 +1,6 @@
 import copy
+import logging
+import math
 import os.path as osp
 
 import pytest
@@ -164,14 +166,58 @@ def test_teacher_key_mismatch_lists_keys(tmp_path):
         build_distiller(teacher_ckpt=path)
 
 
-def test_non_finite_logits_name_iteration():
-    model = build_distiller()
+class RecordingHandler(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_non_finite_logits_skip_the_step_and_leave_the_agent_alone():
+    from mmengine.logging import MMLogger
+
+    from rlkd_mm.engine.optimizers.distiller_constructor import DistillerOptimWrapperConstructor
+
+    model = build_distiller(temperature=dict(type='rlkd_mm.RLTemperature', agent=dict(seed=0)))
+    policy = model.temperature
+    policy.driven = policy.acting = True
+    wrapper = DistillerOptimWrapperConstructor(
+        dict(optimizer=dict(type='SGD', lr=0.1), max_consecutive_nonfinite=2)
+    )(model)
+    assert type(wrapper).__name__ == 'NonFiniteSkipOptimWrapper'
     MessageHub.get_current_instance().update_info('iter', 17)
+    data = make_batch()
+    wrapper.zero_grad()
+    model.train_step(copy.deepcopy(data), wrapper)  # a finite step first
+    assert not wrapper.skipped_last and policy.pop_pending() is not None
     with torch.no_grad():
-        model.student.head.fc.bias.fill_(float('nan'))
-    data = model.data_preprocessor(make_batch(), True)
-    with pytest.raises(FloatingPointError, match='iteration 17'):
-        model(**data, mode='loss')
+        model.student.head.fc.bias.fill_(float('nan'))  # injected NaN logits
+    before = {k: v.detach().clone() for k, v in model.student.named_parameters()}
+    logger = MMLogger.get_current_instance()
+    handler = RecordingHandler()
+    messages = handler.messages
+    logger.addHandler(handler)
+    try:
+        with pytest.warns(UserWarning, match='non-finite instance states'):
+            log_vars = model.train_step(copy.deepcopy(data), wrapper)
+    finally:
+        logger.removeHandler(handler)
+    assert not math.isfinite(log_vars['loss'])
+    assert wrapper.skipped_last and wrapper.num_nonfinite == 1
+    assert any('non-finite student logits at training iteration 17' in m for m in messages)
+    assert any('optimizer step is skipped' in m for m in messages)
+    after = dict(model.student.named_parameters())
+    for key, value in before.items():  # no step was taken (BN statistics do move: a forward)
+        assert torch.allclose(value, after[key], rtol=0, atol=0, equal_nan=True), key
+    assert all(p.grad is None or not p.grad.abs().sum() > 0 for p in model.student.parameters())
+    assert policy.pop_pending() is None and policy.num_nonfinite_batches == 1
+    hub = MessageHub.get_current_instance()
+    assert hub.get_scalar('train/nonfinite_skips').current() == 1.0
+    with pytest.raises(FloatingPointError, match='2 iterations in a row'):
+        with pytest.warns(UserWarning):
+            model.train_step(copy.deepcopy(data), wrapper)
 
 
 def test_predict_and_tensor_are_the_students():
@@ -227,3 +273,15 @@ def test_extracted_student_matches_distiller(tmp_path):
     theirs = torch.stack([d.pred_score for d in student(**data, mode='predict')])
     assert torch.equal(ours, theirs)
     assert isinstance(model, ClassifierDistiller)
+
+
+def test_unreadable_teacher_names_the_file(tmp_path):
+    from rlkd_mm.utils import UnreadableCheckpointError
+
+    _, path = save_teacher(tmp_path)
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(tmp_path / 'teacher_cut.pth', 'wb') as f:
+        f.write(data[: len(data) // 2])  # what a run killed while saving used to leave
+    with pytest.raises(UnreadableCheckpointError, match='teacher checkpoint .*teacher_cut.pth'):
+        build_distiller(teacher_ckpt=str(tmp_path / 'teacher_cut.pth'))

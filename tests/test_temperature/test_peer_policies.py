@@ -360,3 +360,13 @@ def test_dtkd_sigmoid_uses_largest_absolute_logit():
 def test_dtkd_invalid_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DTKDTemperature(**kwargs)
+
+
+@pytest.mark.parametrize('score_type, has_grad', [('softmax', True), ('sigmoid', False)])
+def test_logit_std_student_temperature_gradient_only_for_softmax(score_type, has_grad):
+    from rlkd_mm.temperature import LogitStdTemperature
+
+    z_s = torch.randn(5, 7, requires_grad=True)
+    t_s, t_t = LogitStdTemperature(score_type=score_type)(z_s, torch.randn(5, 7))
+    torch.testing.assert_close(t_s.detach(), 2.0 * z_s.detach().std(dim=1))
+    assert t_s.requires_grad == has_grad and not t_t.requires_grad

@@ -102,14 +102,17 @@ def test_empty_batch_is_counted_and_not_recorded():
     assert policy.num_empty_batches == 1 and policy.pop_pending() is None
 
 
-def test_non_finite_states_raise_naming_the_iteration():
+def test_non_finite_states_are_not_acted_on_nor_stored():
     policy = _acting_policy()
     policy.iteration = 17
     s, t, gt = _inputs()
     s[2, 1] = float('nan')
-    with pytest.raises(RuntimeError, match='iteration 17'):
-        policy(s, t, gt)
+    with pytest.warns(UserWarning, match='iteration 17'):
+        ts, tt = policy(s, t, gt)
+    # the whole batch keeps the warm-up temperature (its optimizer step is skipped anyway)
+    assert torch.equal(ts, torch.full_like(ts, policy.warmup_temperature)) and torch.equal(ts, tt)
     assert policy.pop_pending() is None and len(policy.agent.buffer) == 0
+    assert policy.num_nonfinite_batches == 1
 
 
 def test_record_task_loss_is_averaged_within_an_iteration():

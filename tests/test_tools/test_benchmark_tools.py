@@ -78,3 +78,19 @@ def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
     assert osp.getmtime(metrics_file) > mtime
     with open(metrics_file) as f:
         assert json.load(f)['run_digest'] != metrics['run_digest']
+
+
+def test_progress_line_reads_mmengine_log(tmp_path, capsys):
+    from tools.benchmark.common import report_progress
+
+    log = tmp_path / 'run.log'
+    log.write_text(
+        'x - mmengine - INFO - Epoch(train)  [2][ 50/188]  lr: 1e-3  eta: 0:03:10  time: 0.2\n'
+        'x - mmengine - INFO - Epoch(train)  [3][100/188]  lr: 1e-3  eta: 0:02:01  time: 0.2\n'
+    )
+    report_progress('gfl_seed0', str(log), 75.0)
+    assert capsys.readouterr().out.strip() == (
+        '[run] gfl_seed0: epoch 3, iteration 100/188, ETA 0:02:01 (75 s)'
+    )
+    report_progress('empty', str(tmp_path / 'absent.log'), 1.0)
+    assert capsys.readouterr().out == ''

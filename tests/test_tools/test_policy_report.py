@@ -1,15 +1,10 @@
 """tools/analysis/policy_report.py: the statistics it prints."""
 
-import os.path as osp
-import sys
-
 import torch
 from scipy.stats import spearmanr
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))))
-
-from rlkd_mm.agent import STATE_DIM, STATE_NAMES  # noqa: E402
-from tools.analysis.policy_report import report, reward_signal, spearman  # noqa: E402
+from rlkd_mm.agent import STATE_DIM, STATE_NAMES
+from tools.analysis.policy_report import report, reward_signal, spearman
 
 
 def test_spearman_matches_scipy_with_ties():

@@ -1,5 +1,6 @@
 """End-to-end runs of tools/train.py and tools/test.py on tiny subsets of the embedded data."""
 
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -226,3 +227,35 @@ def test_rlkd_train_and_policy_report(tmp_path):
     assert all(-1.0 <= v <= 1.0 for v in report['spearman'].values())
     assert sum(b['count'] for b in report['reward_signal']) <= len(agent_state['reward_record'])
     assert osp.isfile(report['png'])
+
+    # tools/test.py: the teacher comes from the distiller checkpoint, its file is not needed
+    os.remove(str(tmp_path / 'teacher.pth'))
+    out = run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(tmp_path / 'test'))
+    assert 'accuracy/top1' in out
+    # a student-only checkpoint under the distiller config is refused, naming both
+    student_only = str(tmp_path / 'student_only.pth')
+    run_tool('tools/model_converters/extract_student.py', ckpt, student_only)
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', cfg, student_only],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert 'student_only.pth is a student-only checkpoint' in proc.stderr
+    assert 'cls_student_cnn.py' in proc.stderr
+    # a checkpoint that leaves weights of the model unset is an error, not a random model
+    partial = dict(state)
+    partial['state_dict'] = {
+        k: v for k, v in state['state_dict'].items() if k != 'student.head.fc.weight'
+    }
+    torch.save(partial, str(tmp_path / 'partial.pth'))
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', cfg, str(tmp_path / 'partial.pth')],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and 'missing student.head.fc.weight' in proc.stderr

@@ -64,6 +64,7 @@ def reward_signal(rows: torch.Tensor, edges=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 
 def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches: int = 0):
     """(raw states [N, D], temperatures [N], reward record [M, 2] or None)."""
     from mmengine.config import Config
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
@@ -87,6 +88,9 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
             raise ValueError(f'{checkpoint} holds no config (meta.cfg): pass --config')
         cfg = Config.fromstring(text, file_format='.py')
     init_default_scope(cfg.get('default_scope', 'mmengine'))
+    # Building logs to stdout (e.g. "teacher_ckpt is None", which does not apply: the teacher's
+    # weights are in the checkpoint); stdout is for the JSON report only.
+    MMLogger.get_instance('policy_report', log_level='ERROR')
     model_cfg = cfg.model.copy()
     model_cfg['teacher_ckpt'] = None  # the teacher's weights are in the checkpoint
     model = MODELS.build(model_cfg)
@@ -172,6 +176,7 @@ def main():
     parser.add_argument('--split', default='val', choices=['train', 'val', 'test'])
     parser.add_argument('--max-batches', type=int, default=0, help='0: the whole split')
     parser.add_argument('--out', help='scatter PNG path')
+    parser.add_argument('--json', help='also write the JSON report to this file')
     args = parser.parse_args()
     states, temps, record = collect(args.checkpoint, args.config, args.split, args.max_batches)
     result = report(states, temps, record)
@@ -179,7 +184,11 @@ def main():
     out = args.out or default_out
     plot(states, temps, out, f'{osp.basename(args.checkpoint)} ({args.split})')
     result['png'] = out
-    print(json.dumps(result, indent=1))
+    text = json.dumps(result, indent=1)
+    if args.json:
+        with open(args.json, 'w') as f:
+            f.write(text)
+    print(text)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import statistics
 import subprocess
@@ -81,8 +82,13 @@ def run_one(
         cmd += ['--cfg-options', *cfg_options]
     log_file = log_file or osp.join(work_dir, 'run.log')
     start = time.time()
+    name = osp.basename(osp.normpath(work_dir))
     with open(log_file, 'w') as log:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(1.0)
+            if time.time() - start >= 30 and int(time.time() - start) % 30 == 0:
+                report_progress(name, log_file, time.time() - start)
     if proc.returncode != 0:
         with open(log_file) as f:
             tail = f.read()[-4000:]
@@ -94,6 +100,40 @@ def run_one(
     with open(done_file, 'w') as f:
         json.dump(metrics, f, indent=1, sort_keys=True)
     return metrics
+
+
+_PROGRESS = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta: (\S+)')
+
+
+def report_progress(name: str, log_file: str, elapsed: float) -> None:
+    """Print where a training subprocess is (epoch, iteration, mmengine's ETA) from its log."""
+    try:
+        with open(log_file, errors='replace') as f:
+            matches = _PROGRESS.findall(f.read()[-20000:])
+    except OSError:
+        return
+    where = 'starting'
+    if matches:
+        epoch, it, total, eta = matches[-1]
+        where = f'epoch {epoch}, iteration {it}/{total}, ETA {eta}'
+    print(f'[run] {name}: {where} ({elapsed:.0f} s)', flush=True)
+
+
+def ensure_digits_det(data: str = 'data/digits_det') -> None:
+    """Write the DigitsDet COCO set to ``data`` (relative to the repository) unless present."""
+    if osp.isfile(osp.join(ROOT, data, 'annotations', 'instances_test.json')):
+        return
+    print(f'[data] writing {data}', flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            osp.join(ROOT, 'tools/dataset_converters/make_digits_det.py'),
+            '--out',
+            osp.join(ROOT, data),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
 
 
 def ensure_teacher(

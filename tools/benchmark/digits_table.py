@@ -20,7 +20,14 @@ from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from tools.benchmark.common import ROOT, ensure_teacher, markdown_table, mean_std, run_one  # noqa: E402
+from tools.benchmark.common import (  # noqa: E402
+    ROOT,
+    ensure_digits_det,
+    ensure_teacher,
+    markdown_table,
+    mean_std,
+    run_one,
+)
 
 TASKS = dict(
     cls=dict(
@@ -73,6 +80,8 @@ def main():
     out = args.out or osp.join(ROOT, 'work_dirs', f'digits_{args.task}_table.json')
     metric, scale = task['metric'], task['scale']
 
+    if args.task == 'det':
+        ensure_digits_det()
     teacher = ensure_teacher(
         osp.join(ROOT, task['teacher']), osp.join(ROOT, task['teacher_ckpt']), metric
     )

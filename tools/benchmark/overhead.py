@@ -112,9 +112,9 @@ def main():
     parser.add_argument('--size', type=int, help='image side (default 224 cls / 320 det)')
     parser.add_argument('--warmup', type=int, default=5, help='untimed iterations per model')
     parser.add_argument('--iters', type=int, default=20, help='timed iterations per model')
-    parser.add_argument('--update-interval', type=int, default=8)
+    parser.add_argument('--update-interval', type=int, default=2)
     parser.add_argument('--reward', default='instance', choices=['instance', 'influence', 'batch'])
-    parser.add_argument('--reward-intervals', type=int, nargs='+', default=[4])
+    parser.add_argument('--reward-intervals', type=int, nargs='+', default=[8])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', help='write the measurements to this json file')
     args = parser.parse_args()
@@ -174,8 +174,7 @@ def main():
                 times[name].append(time.perf_counter() - start)
                 if cuda:
                     peak[name] = max(peak.get(name, 0), torch.cuda.max_memory_allocated())
-            print(f'\riteration {i + 1}/{total}', end='', file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        print(f'iteration {i + 1}/{total}', file=sys.stderr, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     mean = {k: statistics.mean(v) for k, v in times.items()}
     rows = []

@@ -1,3 +1,4 @@
+from .random_state_hook import RandomStateHook
 from .rlkd_hook import RLKDHook
 
-__all__ = ['RLKDHook']
+__all__ = ['RLKDHook', 'RandomStateHook']

@@ -76,8 +76,10 @@ class RLKDHook(Hook):
         reward (str): 'instance', 'influence' or 'batch'. Defaults to 'instance'.
         reward_interval (int): m, re-evaluate and store every m-th acting iteration in the
             per-instance modes (ignored in batch mode, which stores every iteration).
-            Defaults to 4.
-        update_interval (int): K, agent update every K stored iterations. Defaults to 8.
+            Defaults to 8: the re-evaluation (one student forward) then costs about 3 % of a
+            ResNet-34 -> ResNet-18 iteration (README, overhead table).
+        update_interval (int): K, agent update every K stored iterations. Defaults to 2 (with
+            m = 8: an update every 16 iterations).
         warmup_iters (int): W, iterations with the fixed warm-up temperature before the agent
             acts. Defaults to 0.
         reward_ema (float): batch mode: momentum of the EMA of batch task losses that the
@@ -91,8 +93,8 @@ class RLKDHook(Hook):
     def __init__(
         self,
         reward: str = 'instance',
-        reward_interval: int = 4,
-        update_interval: int = 8,
+        reward_interval: int = 8,
+        update_interval: int = 2,
         warmup_iters: int = 0,
         reward_ema: float = 0.9,
         log_interval: int = 10,
@@ -164,7 +166,10 @@ class RLKDHook(Hook):
     def _optimizer_stepped(runner) -> bool:
         """Whether this iteration's ``update_params`` stepped the optimizer (False for the
         accumulating iterations of ``accumulative_counts`` > 1)."""
-        should_update = getattr(getattr(runner, 'optim_wrapper', None), 'should_update', None)
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        if getattr(wrapper, 'skipped_last', False):  # a non-finite loss skipped the step
+            return False
+        should_update = getattr(wrapper, 'should_update', None)
         return True if should_update is None else bool(should_update())
 
     @staticmethod
@@ -374,6 +379,16 @@ class RLKDHook(Hook):
         self._num_updates += 1
         for key, value in stats.items():
             runner.message_hub.update_scalar(f'train/rlkd_{key}', value)
+
+    def after_train(self, runner) -> None:
+        """Print every rank's agent checksum: under DDP all ranks must show the same."""
+        agent = self._get_policy(runner).agent
+        total = sum(float(t.detach().double().sum()) for t in agent.tensors_to_sync())
+        print(
+            f'RLKDHook rank {get_rank()}: agent checksum {total:.12e} after '
+            f'{agent.update_count} updates',
+            flush=True,
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -15,7 +15,24 @@ class DistillerOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     Here every top-level child whose parameters all have ``requires_grad=False`` (the
     distiller's teacher) is left out; ``paramwise_cfg`` keys keep their full names
     (``student.backbone...``) because the kept children keep their names.
+
+    Unless the config names another wrapper type, the wrapper skips the step of an iteration
+    whose total loss is not finite (``NonFiniteSkipOptimWrapper``; ``AmpOptimWrapper`` becomes
+    ``NonFiniteSkipAmpOptimWrapper``), with ``max_consecutive_nonfinite`` (default 10) skips in a
+    row before training stops.
     """
+
+    _SKIPPING = {
+        'OptimWrapper': 'rlkd_mm.NonFiniteSkipOptimWrapper',
+        'AmpOptimWrapper': 'rlkd_mm.NonFiniteSkipAmpOptimWrapper',
+    }
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg=None) -> None:
+        optim_wrapper_cfg = dict(optim_wrapper_cfg)
+        wrapper_type = optim_wrapper_cfg.get('type', 'OptimWrapper')
+        if isinstance(wrapper_type, str) and wrapper_type in self._SKIPPING:
+            optim_wrapper_cfg['type'] = self._SKIPPING[wrapper_type]
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         if hasattr(model, 'module'):

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from rlkd_mm.registry import MODELS
 from rlkd_mm.utils.config import load_model_config
+from rlkd_mm.utils.fileio import check_checkpoint_readable
 
 ModelCfg = Union[str, dict]
 
@@ -32,6 +33,7 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'teacher checkpoint not found: {path}')
+    check_checkpoint_readable(path, what='teacher checkpoint')
     ckpt = _load_checkpoint(path, map_location='cpu')
     state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state_dict = _strip_prefix(_strip_prefix(dict(state_dict), 'module.'), 'teacher.')
@@ -133,9 +135,13 @@ class BaseDistiller(BaseModel):
         return MessageHub.get_current_instance().get_info('iter')
 
     def _check_finite(self, name: str, tensor: Tensor) -> None:
+        """Warn about non-finite logits: the total loss is then non-finite too, and the
+        optimizer wrapper skips the step (``NonFiniteSkipOptimWrapper``)."""
         if not torch.isfinite(tensor).all():
-            raise FloatingPointError(
-                f'non-finite {name} at training iteration {self._current_iter()}'
+            print_log(
+                f'non-finite {name} at training iteration {self._current_iter()}',
+                logger='current',
+                level=30,
             )
 
     def choose_temperatures(
@@ -228,6 +234,26 @@ class BaseDistiller(BaseModel):
         """Last-layer inputs ``[M, D]`` and task-loss gradients w.r.t. the logits ``[M, C]``
         (of the mean loss) of the student on a cached probe batch."""
         raise NotImplementedError(f'{type(self).__name__} has no influence reward')
+
+
+def with_score_type(temperature: dict, score_type: str) -> dict:
+    """The policy config with ``score_type`` filled in when it is left out."""
+    if not isinstance(temperature, dict):
+        raise TypeError(
+            f'temperature must be a policy config dict, got {type(temperature).__name__}'
+        )
+    temperature = temperature.copy()
+    temperature.setdefault('score_type', score_type)
+    return temperature
+
+
+def check_score_type(policy, score_type: str) -> None:
+    value = getattr(policy, 'score_type', None)
+    if value != score_type:
+        raise ValueError(
+            f"this distiller needs temperature.score_type='{score_type}', got "
+            f'temperature.score_type={value!r}'
+        )
 
 
 def influence_rewards(

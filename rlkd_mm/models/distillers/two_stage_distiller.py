@@ -10,8 +10,7 @@ from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .base import BaseDistiller, ModelCfg
-from .single_stage_distiller import _check_score_type, _with_score_type
+from .base import BaseDistiller, ModelCfg, check_score_type, with_score_type
 
 _ROI_HEAD_METHODS = ('loss', 'bbox_loss', '_bbox_forward')
 
@@ -102,7 +101,7 @@ class TwoStageDetDistiller(BaseDistiller):
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
     ) -> None:
-        temperature = _with_score_type(temperature, 'softmax')
+        temperature = with_score_type(temperature, 'softmax')
         super().__init__(
             student=student,
             teacher=teacher,
@@ -111,7 +110,7 @@ class TwoStageDetDistiller(BaseDistiller):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
         )
-        _check_score_type(self.temperature, 'softmax')
+        check_score_type(self.temperature, 'softmax')
         _check_roi_head('student', self.student)
         _check_roi_head('teacher', self.teacher)
         s_bbox_head = self.student.roi_head.bbox_head

@@ -56,8 +56,8 @@ custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',
         reward='instance',
-        reward_interval=4,
-        update_interval=8,
+        reward_interval=8,
+        update_interval=2,
         warmup_iters=391,
     ),
 ]

@@ -1,5 +1,7 @@
 """A contextual bandit driven through ``RLKDHook``: the best temperature of an instance is known.
 
+    python tools/benchmark/bandit.py --reward instance batch --seeds 0 1
+
 Each batch holds instances of two groups that differ in one state feature, the teacher's
 probability of the true class (about 0.99 or about 0.6; both are high-quality instances). The
 stand-in distiller's student loss on instance ``i`` improves by ``-(T_i - T*)^2 / 10`` (plus
@@ -9,6 +11,10 @@ distiller's re-evaluation does; the batch task loss recorded for batch mode is m
 the changes accumulated so far (the student's loss after every previous step).
 """
 
+import argparse
+import json
+import os.path as osp
+import sys
 import uuid
 from typing import Dict, Optional
 
@@ -16,8 +22,10 @@ import torch
 from mmengine.logging import MessageHub
 from torch import nn
 
-from rlkd_mm.engine import RLKDHook
-from rlkd_mm.temperature import RLTemperature
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from rlkd_mm.engine import RLKDHook  # noqa: E402
+from rlkd_mm.temperature import RLTemperature  # noqa: E402
 
 NUM_CLASSES, BATCH = 10, 64
 T_STAR = (2.0, 8.0)  # confident group, unconfident group
@@ -102,3 +110,31 @@ def run_bandit(reward: str, seed: int, iterations: int = 600, **hook_kwargs):
         model(i)
         hook.after_train_iter(runner, i)
     return model, hook
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--reward', nargs='+', default=['instance', 'influence', 'batch'])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--iterations', type=int, default=600)
+    parser.add_argument('--reward-interval', type=int, default=8)
+    args = parser.parse_args()
+    for reward in args.reward:
+        for seed in args.seeds:
+            model, hook = run_bandit(
+                reward, seed, args.iterations, reward_interval=args.reward_interval
+            )
+            confident, unconfident = model.greedy_temperatures()
+            row = dict(
+                reward=reward,
+                seed=seed,
+                reward_interval=hook.reward_interval,
+                agent_updates=model.temperature.agent.update_count,
+                greedy_t=dict(confident=round(confident, 2), unconfident=round(unconfident, 2)),
+                best_t=dict(confident=T_STAR[0], unconfident=T_STAR[1]),
+            )
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,6 +1,8 @@
 # CIFAR-100, a wide-to-thin pair of mmpretrain's CIFAR ResNets in the spirit of the papers'
 # ResNet32x4 -> ResNet8x4: ResNet-50 (CIFAR stem) teacher, ResNet-18 at half width student.
-# Needs data/cifar100 (mmpretrain's CIFAR100 layout) and a trained teacher checkpoint.
+# Needs data/cifar100 (mmpretrain's CIFAR100 layout). The teacher is mmpretrain's released
+# resnet50_8xb16_cifar100 (same architecture and normalisation), downloaded once into torch
+# hub's cache and loaded weights-only (a local path works as well).
 _base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar100.py']
 custom_imports = dict(imports=['rlkd_mm'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
@@ -45,7 +47,8 @@ model = dict(
     type='rlkd_mm.ClassifierDistiller',
     student=student,
     teacher=teacher,
-    teacher_ckpt='checkpoints/cifar100/resnet50_cifar100.pth',
+    teacher_ckpt='https://download.openmmlab.com/mmclassification/v0/resnet/'
+    'resnet50_b16x8_cifar100_20210528-67b58a1b.pth',
     temperature=dict(
         type='rlkd_mm.RLTemperature', t_min=1.0, t_max=10.0, t_init=4.0, warmup_temperature=4.0),
     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0),

@@ -1,10 +1,8 @@
 # RLKD on localization distillation (LD): GFL ResNet-101 (mmdet model zoo, 44.7 AP) -> GFL
 # ResNet-18, COCO 1x. mmdet's LD with a fixed T = 10 gives 36.5 AP (student alone 35.8).
 # The agent picks one temperature per positive prior, shared by its 4 box-side distributions.
-#
-# Teacher weights (download once):
-#   https://download.openmmlab.com/mmdetection/v2.0/gfl/gfl_r101_fpn_mstrain_2x_coco/
-#   gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth  -> checkpoints/
+# The teacher's weights are mmdet's released checkpoint, downloaded once into torch hub's cache
+# and loaded weights-only (a local path works as well).
 _base_ = './gfl_r18_fpn_1x_coco.py'
 
 reg_max = 16
@@ -13,7 +11,8 @@ model = dict(
     type='rlkd_mm.SingleStageDetDistiller',
     student='{{fileDirname}}/gfl_r18_fpn_1x_coco.py',
     teacher='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
-    teacher_ckpt='checkpoints/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth',
+    teacher_ckpt='https://download.openmmlab.com/mmdetection/v2.0/gfl/'
+    'gfl_r101_fpn_mstrain_2x_coco/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth',
     # range around mmdet's LD temperature (10); the warm-up uses exactly that T
     temperature=dict(
         type='rlkd_mm.RLTemperature',

@@ -135,3 +135,83 @@ def latest_readable_checkpoint(work_dir: str, logger=None) -> Optional[str]:
     raise UnreadableCheckpointError(
         f'no readable checkpoint to resume from in {work_dir}: ' + '; '.join(problems)
     )
+
+
+#: URL schemes a teacher checkpoint may use besides a local path.
+REMOTE_PREFIXES = (
+    'http://',
+    'https://',
+    'torchvision://',
+    'modelzoo://',
+    'open-mmlab://',
+    'openmmlab://',
+)
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A local file for ``path``: a local path as it is; an ``http(s)://`` URL, or a
+    ``torchvision://`` / ``open-mmlab://`` model-zoo name (resolved with mmengine's tables), is
+    downloaded once into torch hub's ``checkpoints`` folder (``$TORCH_HOME``), checking the
+    SHA-256 prefix that OpenMMLab / torchvision file names carry. Nothing is unpickled here.
+
+    Raises:
+        ValueError: another scheme (``s3://``, ``mmcls://``, ...), naming it.
+    """
+    if '://' not in path:
+        return path
+    url = path
+    if path.startswith(('torchvision://', 'modelzoo://')):
+        from mmengine.runner.checkpoint import get_torchvision_models
+
+        url = get_torchvision_models()[path.split('://', 1)[1]]
+    elif path.startswith(('open-mmlab://', 'openmmlab://')):
+        from mmengine.runner.checkpoint import (
+            _get_mmengine_home,
+            get_deprecated_model_names,
+            get_external_models,
+        )
+
+        name = path.split('://', 1)[1]
+        name = get_deprecated_model_names().get(name, name)
+        url = get_external_models()[name]
+        if not url.startswith(('http://', 'https://')):
+            return osp.join(_get_mmengine_home(), url)
+    elif not path.startswith(('http://', 'https://')):
+        raise ValueError(
+            f'unsupported checkpoint location {path}: use a local path, http(s)://, '
+            'torchvision:// or open-mmlab://'
+        )
+    from urllib.parse import urlparse
+
+    import torch
+
+    folder = osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(folder, exist_ok=True)
+    filename = osp.basename(urlparse(url).path)
+    local = osp.join(folder, filename)
+    if not osp.isfile(local):
+        match = torch.hub.HASH_REGEX.search(filename)
+        torch.hub.download_url_to_file(
+            url, local, hash_prefix=match.group(1) if match else None, progress=False
+        )
+    return local
+
+
+def load_weights_only(path: str, what: str = 'checkpoint', source: Optional[str] = None):
+    """``torch.load(path, weights_only=True)`` (with rlkd_mm's allowlist of mmengine's own
+    globals). A file that needs any other pickled object is refused with a message naming
+    ``source`` (the URL it came from) and the file: a checkpoint from the network is untrusted
+    input and is never unpickled fully."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        where = f'{source} (downloaded to {path})' if source and source != path else path
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnreadableCheckpointError(
+            f'{what} {where} holds pickled objects outside the allowed weights-only set; it is '
+            f'not unpickled fully (it may come from an untrusted source): {first}'
+        ) from err

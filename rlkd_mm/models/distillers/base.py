@@ -9,12 +9,11 @@ import torch
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS as ROOT_MODELS
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor, nn
 
 from rlkd_mm.registry import MODELS
 from rlkd_mm.utils.config import load_model_config
-from rlkd_mm.utils.fileio import check_checkpoint_readable
+from rlkd_mm.utils.fileio import check_checkpoint_readable, load_weights_only, resolve_checkpoint
 
 ModelCfg = Union[str, dict]
 
@@ -29,12 +28,15 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
     """Load ``path`` into ``teacher`` strictly, raising on any key mismatch.
 
     Accepts an mmengine checkpoint (``state_dict`` entry), a plain state dict, a DDP state dict
-    (``module.`` prefix) or a distiller checkpoint's teacher (``teacher.`` prefix).
+    (``module.`` prefix) or a distiller checkpoint's teacher (``teacher.`` prefix). ``path`` may
+    be a local file, an ``http(s)://`` URL or a ``torchvision://`` / ``open-mmlab://`` model-zoo
+    name (downloaded once, see ``resolve_checkpoint``); every file is loaded weights-only.
     """
-    if not osp.isfile(path):
+    local = resolve_checkpoint(path)
+    if not osp.isfile(local):
         raise FileNotFoundError(f'teacher checkpoint not found: {path}')
-    check_checkpoint_readable(path, what='teacher checkpoint')
-    ckpt = _load_checkpoint(path, map_location='cpu')
+    check_checkpoint_readable(local, what='teacher checkpoint')
+    ckpt = load_weights_only(local, what='teacher checkpoint', source=path)
     state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state_dict = _strip_prefix(_strip_prefix(dict(state_dict), 'module.'), 'teacher.')
     if any(k.startswith('teacher.') for k in state_dict):
@@ -63,8 +65,10 @@ class BaseDistiller(BaseModel):
         student (str | dict): the student model config, or a config file whose ``model`` is
             used (local path, or ``'mmdet::...'`` / ``'mmpretrain::...'``).
         teacher (str | dict): the teacher, given like ``student``.
-        teacher_ckpt (str, optional): checkpoint of the trained teacher, loaded strictly when
-            the distiller is built. ``None`` keeps a randomly initialised teacher and warns.
+        teacher_ckpt (str, optional): checkpoint of the trained teacher, loaded strictly and
+            weights-only when the distiller is built: a local path, an ``http(s)://`` URL or a
+            ``torchvision://`` / ``open-mmlab://`` name (downloaded once into torch hub's
+            cache). ``None`` keeps a randomly initialised teacher and warns.
         temperature (dict): the temperature policy config (``FixedTemperature``,
             ``CTKDTemperature``, ``LogitStdTemperature``, ``DTKDTemperature``,
             ``RLTemperature``).

@@ -191,7 +191,8 @@ def small_rlkd_cls_config(tmp_path):
             reward_interval=1,
             update_interval=2,
             warmup_iters=2,
-        )
+        ),
+        dict(type='rlkd_mm.TeacherValHook'),
     ]
     path = str(tmp_path / 'cls_rlkd.py')
     cfg.dump(path)
@@ -204,7 +205,9 @@ def test_rlkd_train_and_policy_report(tmp_path):
 
     cfg = small_rlkd_cls_config(tmp_path)
     work = str(tmp_path / 'work')
-    run_tool('tools/train.py', cfg, '--work-dir', work)
+    out = run_tool('tools/train.py', cfg, '--work-dir', work)
+    # the (random) teacher was evaluated once before training, beside the student's val metric
+    assert out.count('TeacherValHook: teacher/accuracy/top1: ') == 1
     ckpt = osp.join(work, 'epoch_2.pth')
     state = torch.load(ckpt)
     agent_state = state['rlkd_agent']

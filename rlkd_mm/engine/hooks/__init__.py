@@ -1,4 +1,5 @@
 from .random_state_hook import RandomStateHook
 from .rlkd_hook import RLKDHook
+from .teacher_val_hook import TeacherValHook
 
-__all__ = ['RLKDHook', 'RandomStateHook']
+__all__ = ['RLKDHook', 'RandomStateHook', 'TeacherValHook']

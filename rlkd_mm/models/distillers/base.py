@@ -127,11 +127,24 @@ class BaseDistiller(BaseModel):
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':
             return self.loss(inputs, data_samples)
-        # predict / tensor: exactly the student's behaviour
-        return self.student(inputs, data_samples, mode=mode)
+        # predict / tensor: exactly the student's behaviour (the teacher's inside
+        # ``predicting_with_teacher``, e.g. for ``TeacherValHook``)
+        return self._predictor()(inputs, data_samples, mode=mode)
 
     def predict(self, inputs, data_samples=None):
-        return self.student(inputs, data_samples, mode='predict')
+        return self._predictor()(inputs, data_samples, mode='predict')
+
+    def _predictor(self):
+        return self.teacher if getattr(self, '_predict_with_teacher', False) else self.student
+
+    @contextlib.contextmanager
+    def predicting_with_teacher(self) -> Iterator[None]:
+        """``predict`` / ``tensor`` modes use the teacher inside the block."""
+        self._predict_with_teacher = True
+        try:
+            yield
+        finally:
+            self._predict_with_teacher = False
 
     # ----------------------------------------------------------------- KD helpers
     @staticmethod

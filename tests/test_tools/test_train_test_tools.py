@@ -231,6 +231,17 @@ def test_rlkd_train_and_policy_report(tmp_path):
     assert sum(b['count'] for b in report['reward_signal']) <= len(agent_state['reward_record'])
     assert osp.isfile(report['png'])
 
+    # the temperature plot finds the per-instance dump in the run's checkpoint
+    from tools.analysis.plot_temperatures import read_dump
+
+    dump = read_dump(work)
+    assert dump is not None and dump['rows'].shape[1] == len(dump['columns']) > 0
+    assert len(dump['rows']) > 0
+    out = run_tool(
+        'tools/analysis/plot_temperatures.py', work, '--out', str(tmp_path / 'temps.png')
+    )
+    assert osp.isfile(tmp_path / 'temps.png')
+
     # tools/test.py: the teacher comes from the distiller checkpoint, its file is not needed
     os.remove(str(tmp_path / 'teacher.pth'))
     out = run_tool('tools/test.py', cfg, ckpt, '--work-dir', str(tmp_path / 'test'))

@@ -4,7 +4,9 @@ and, for RLKD runs with a per-instance dump, T against the teacher's confidence.
     python tools/analysis/plot_temperatures.py WORK_DIR [WORK_DIR ...] --out temperatures.png
 
 Each WORK_DIR is a run folder of tools/train.py or tools/benchmark/run_one.py (it holds
-``*/vis_data/scalars.json`` and optionally ``temperature_dump.pth``).
+``*/vis_data/scalars.json``). The per-instance scatter comes from the run's
+``temperature_dump.pth`` (run_one.py) or, for runs of tools/train.py, from the RLKD agent state
+in the newest checkpoint of the folder (``RLTemperature(dump_size=...)`` records it).
 """
 
 import argparse
@@ -35,6 +37,23 @@ def read_scalars(work_dir: str):
     return steps, means, stds
 
 
+def read_dump(work_dir: str):
+    """``dict(columns, rows)`` of the per-instance dump of a run, or None."""
+    import rlkd_mm  # noqa: F401  (allowlist of mmengine's checkpoint globals)
+    from rlkd_mm.temperature.rl import DUMP_COLUMNS
+    from rlkd_mm.utils.fileio import checkpoints_in
+
+    path = osp.join(work_dir, 'temperature_dump.pth')
+    if osp.isfile(path):
+        return torch.load(path, weights_only=True)
+    for ckpt_path in checkpoints_in(work_dir):
+        agent = torch.load(ckpt_path, map_location='cpu', weights_only=True).get('rlkd_agent')
+        if agent is not None and agent.get('dump') is not None:
+            return dict(columns=DUMP_COLUMNS, rows=agent['dump'])
+        return None  # the newest checkpoint holds no agent: not an RLKD run
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('work_dirs', nargs='+')
@@ -47,11 +66,9 @@ def main():
 
     dumps = []
     for label, work_dir in zip(labels, args.work_dirs):
-        path = osp.join(work_dir, 'temperature_dump.pth')
-        if osp.isfile(path):
-            dump = torch.load(path)
-            if len(dump['rows']):  # RLTemperature(dump_size=0) records nothing
-                dumps.append((label, dump))
+        dump = read_dump(work_dir)
+        if dump is not None and len(dump['rows']):  # dump_size=0 records nothing
+            dumps.append((label, dump))
     ncols = 1 + bool(dumps)
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
     ax = axes[0, 0]

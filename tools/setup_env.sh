@@ -50,7 +50,7 @@ fi
 # mmcv's own runtime requirements (no build deps).
 "${PIP[@]}" install -q addict packaging Pillow pyyaml yapf opencv-python-headless
 "${PIP[@]}" install -q -r "$ROOT/requirements/mminstall.txt" -r "$ROOT/requirements/runtime.txt" \
-  -r "$ROOT/requirements/tests.txt"
+  -r "$ROOT/requirements/tests.txt" -c "$ROOT/requirements/verified.txt"
 # The resolver above may lift setuptools to a release without pkg_resources, which mmengine's
 # package lookup and openmim import; torch only needs a newer one on Python >= 3.12.
 "${PIP[@]}" install -q "setuptools<70" 2>&1 | grep -v "incompatible\|dependency resolver\|dependency conflicts" || true

@@ -23,7 +23,7 @@ model = dict(
         score_type='sigmoid',
     ),
     # LD alone, as mmdet's LD: no dense classification KD
-    cls_kd_loss=None,
+    kd_loss=None,
     # mmdet's LD loss_weight 0.25 averages the KL over the R + 1 bins; InstanceLDLoss sums them
     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / (reg_max + 1)),
 )

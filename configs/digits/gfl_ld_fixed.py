@@ -17,7 +17,7 @@ model = dict(
     # and LD weights x1 / x4: python tools/benchmark/sweep.py configs/digits/gfl_ld_fixed.py ...
     # (README, "Choosing the detection KD weights"). At 1.0 the class-score KD is about 5x the
     # student's own classification loss and costs about 3 mAP.
-    cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
+    kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
     # mmdet's LD weight (0.25) with the KL summed instead of averaged over the R + 1 bins
     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / (reg_max + 1)),
 )

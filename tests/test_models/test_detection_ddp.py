@@ -44,13 +44,13 @@ def test_rank_without_positives_keeps_collectives_paired(tmp_path):
     r1 = torch.load(tmp_path / 'rank1.pt', weights_only=True)
     assert r0['marker'] == r1['marker'] == 3.0
     assert r0['num_kd_instances'] > 0
-    assert r1['num_kd_instances'] == 0 and r1['loss_cls_kd'] == 0 and r1['loss_ld'] == 0
+    assert r1['num_kd_instances'] == 0 and r1['loss_kd'] == 0 and r1['loss_ld'] == 0
     # The class-score KD is normalised by the positives averaged over ranks, (P0 + 0) / 2, so
     # rank 0's value is twice its single-process value (normalised by P0).
     register_all_modules(init_default_scope=False)
     with DefaultScope.overwrite_default_scope('mmdet'):
         single = _losses(0)
     assert single['num_kd_instances'] == r0['num_kd_instances']
-    assert r0['loss_cls_kd'] == pytest.approx(2 * single['loss_cls_kd'], rel=1e-5)
+    assert r0['loss_kd'] == pytest.approx(2 * single['loss_kd'], rel=1e-5)
     # LD is summed over the positives, not normalised: unchanged by the other rank
     assert r0['loss_ld'] == pytest.approx(single['loss_ld'], rel=1e-5)

@@ -414,7 +414,7 @@ def test_single_stage_task_losses_equal_student_losses(kind):
     assert set(expected) <= set(losses)
     for key, value in expected.items():
         assert as_float(losses[key]) == pytest.approx(as_float(value), rel=1e-5, abs=1e-7), key
-    assert 'loss_cls_kd' in losses
+    assert 'loss_kd' in losses
     assert ('loss_ld' in losses) == (kind == 'gfl')
 
 
@@ -427,7 +427,7 @@ def test_single_stage_loss_finite_with_every_policy(policy):
     losses = distiller.loss(data['inputs'], data['data_samples'])
     assert all_finite(losses)
     # a randomly initialised teacher differs from the student: KD is strictly positive
-    assert float(losses['loss_cls_kd'].detach()) > 0
+    assert float(losses['loss_kd'].detach()) > 0
     assert float(losses['loss_ld'].detach()) > 0
     assert float(losses['num_kd_instances']) > 0
     assert 0 < float(losses['t_min']) <= float(losses['t_mean']) <= float(losses['t_max'])
@@ -480,7 +480,7 @@ def test_single_stage_kd_losses_match_independent_formula():
         weight = torch.sigmoid(s_cls).max()
         ld += float(weight * side_kl) * t * t
     # the default class-score KD weight is 0.1 (chosen on DigitsDet's validation split)
-    assert float(losses['loss_cls_kd']) == pytest.approx(0.1 * cls_kd / len(rows), rel=1e-4)
+    assert float(losses['loss_kd']) == pytest.approx(0.1 * cls_kd / len(rows), rel=1e-4)
     assert float(losses['loss_ld']) == pytest.approx(0.25 * ld, rel=1e-4)
 
 
@@ -586,7 +586,7 @@ def test_single_stage_empty_ground_truth(kind):
     assert all_finite(losses)
     assert float(losses['num_kd_instances']) == 0
     assert distiller.temperature.last_shapes == ((0, NUM_CLASSES), (0, NUM_CLASSES))
-    kd_keys = ['loss_cls_kd'] + (['loss_ld'] if kind == 'gfl' else [])
+    kd_keys = ['loss_kd'] + (['loss_ld'] if kind == 'gfl' else [])
     for key in kd_keys:
         assert float(losses[key].detach()) == 0
         assert losses[key].requires_grad
@@ -746,3 +746,13 @@ def test_two_stage_unsupported_roi_head():
         TwoStageDetDistiller(
             student=frcnn_cfg(roi_head_type='PatchedBoxRoIHead'), teacher=frcnn_cfg()
         )
+
+
+def test_single_stage_accepts_the_former_cls_kd_loss_name():
+    with pytest.warns(UserWarning, match='renamed kd_loss'):
+        distiller = build_single(
+            'gfl', cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.3)
+        )
+    assert distiller.kd_loss.loss_weight == 0.3
+    with pytest.warns(UserWarning):
+        assert build_single('gfl', cls_kd_loss=None).kd_loss is None

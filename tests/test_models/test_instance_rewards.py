@@ -241,3 +241,82 @@ def test_two_stage_instance_reward_is_the_roi_loss_change(det):
         return F.cross_entropy(scores, labels, reduction='none')
 
     torch.testing.assert_close(rewards, roi_ce(before) - roi_ce(after), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('kind', ['gfl', 'retina'])
+def test_single_stage_influence_reward_from_explicit_conv_gradients(det, kind):
+    """Each positive's last-layer gradient (g_i ⊗ patch_i, via autograd through the real conv on
+    a copy of the student before the step) against the probe batch's gradient of its mean class
+    BCE w.r.t. the same conv after the step."""
+    from mmdet.models.utils import unpack_gt_instances
+
+    distiller = det.build_single(kind, temperature=RL)
+    probe = det.make_batch(distiller, num_items=(2, 3))
+    data = det.make_batch(distiller, num_items=(3, 2))
+    assert _first_influence_step(distiller, probe) is None
+    rewards, before, after, cache = _step_and_reward(distiller, data, 'influence')
+    head_name = {'gfl': 'gfl_cls', 'retina': 'retina_cls'}[kind]
+    num_classes = det.NUM_CLASSES
+
+    def positive_logits(student, batch, pos):
+        student.train()
+        cls_scores = student.bbox_head(student.extract_feat(batch['inputs']))[0]
+        flat = torch.cat([m.permute(0, 2, 3, 1).reshape(-1, num_classes) for m in cls_scores])
+        return flat[pos]
+
+    # the probe's positives (same assignment code as the distiller's) after the step
+    gts, ignores, metas = unpack_gt_instances(probe['data_samples'])
+    head = after.bbox_head
+    with torch.no_grad():
+        sizes = [s.shape[-2:] for s in head(after.extract_feat(probe['inputs']))[0]]
+    anchors, flags = head.get_anchors(sizes, metas, probe['inputs'].device)
+    targets = head.get_targets(anchors, flags, gts, metas, batch_gt_instances_ignore=ignores)
+    labels_list = targets[1] if len(targets) == 6 else targets[0]
+    labels = torch.cat([lvl.reshape(-1) for lvl in labels_list])
+    probe_pos = ((labels >= 0) & (labels < num_classes)).nonzero().squeeze(1)
+    conv = getattr(after.bbox_head, head_name)
+    z = positive_logits(after, probe, probe_pos)
+    onehot = F.one_hot(labels[probe_pos], num_classes).float()
+    bce = F.binary_cross_entropy_with_logits(z, onehot, reduction='none').sum(1).mean()
+    gw_probe, gb_probe = torch.autograd.grad(bce, (conv.weight, conv.bias))
+
+    conv_before = getattr(before.bbox_head, head_name)
+    z_before = positive_logits(before, data, cache['pos'])
+    expected = []
+    for i in range(z_before.shape[0]):
+        gw, gb = torch.autograd.grad(
+            (z_before[i] * cache['grads'][i]).sum(),
+            (conv_before.weight, conv_before.bias),
+            retain_graph=True,
+        )
+        expected.append((gw * gw_probe).sum() + (gb * gb_probe).sum())
+    expected = torch.stack(expected)
+    assert rewards.numel() == expected.numel() > 0
+    torch.testing.assert_close(rewards, expected, rtol=1e-3, atol=1e-6)
+
+
+def test_two_stage_influence_reward_from_explicit_fc_gradients(det):
+    distiller = det.build_two_stage(temperature=RL)
+    probe = det.make_batch(distiller, num_items=(2, 3))
+    data = det.make_batch(distiller, num_items=(3, 2))
+    assert _first_influence_step(distiller, probe) is None
+    probe_cache = distiller._probe_cache
+    rewards, before, after, cache = _step_and_reward(distiller, data, 'influence')
+
+    def roi_scores(student, batch, rois):
+        student.train()
+        x = student.extract_feat(batch['inputs'])
+        return student.roi_head._bbox_forward(x, rois)['cls_score']
+
+    fc_after = after.roi_head.bbox_head.fc_cls
+    ce = F.cross_entropy(roi_scores(after, probe, probe_cache['rois']), probe_cache['labels'])
+    gw_probe, gb_probe = torch.autograd.grad(ce, (fc_after.weight, fc_after.bias))
+    fc_before = before.roi_head.bbox_head.fc_cls
+    z = roi_scores(before, data, cache['rois'])
+    expected = []
+    for i in range(z.shape[0]):
+        gw, gb = torch.autograd.grad(
+            (z[i] * cache['grads'][i]).sum(), (fc_before.weight, fc_before.bias), retain_graph=True
+        )
+        expected.append((gw * gw_probe).sum() + (gb * gb_probe).sum())
+    torch.testing.assert_close(rewards, torch.stack(expected), rtol=1e-3, atol=1e-6)

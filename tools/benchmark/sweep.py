@@ -8,7 +8,7 @@ sweep of the same config and work dir ranks its settings together with the earli
 finished runs are not trained again.
 
     python tools/benchmark/sweep.py configs/digits/gfl_ld_fixed.py \
-        --grid model.cls_kd_loss.loss_weight=1.0,0.3,0.1 --seeds 0
+        --grid model.kd_loss.loss_weight=1.0,0.3,0.1 --seeds 0
 """
 
 import argparse

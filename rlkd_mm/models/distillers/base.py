@@ -240,16 +240,24 @@ class BaseDistiller(BaseModel):
             probe, self._probe_cache = self._probe_cache, cache
             if probe is None:
                 return None
-            probe_features, probe_grads = self._probe_gradients(probe)
-        return influence_rewards(cache['features'], cache['grads'], probe_features, probe_grads)
+            probe_features, probe_grads, probe_groups = self._probe_gradients(probe)
+        return influence_rewards(
+            cache['features'],
+            cache['grads'],
+            probe_features,
+            probe_grads,
+            cache.get('groups'),
+            probe_groups,
+        )
 
     def _instance_losses(self, cache: Dict[str, Any]) -> Tensor:
         """The student's task loss per instance ``[N]`` on the cached inputs (no grad)."""
         raise NotImplementedError(f'{type(self).__name__} does not re-evaluate instances')
 
-    def _probe_gradients(self, cache: Dict[str, Any]) -> Tuple[Tensor, Tensor]:
-        """Last-layer inputs ``[M, D]`` and task-loss gradients w.r.t. the logits ``[M, C]``
-        (of the mean loss) of the student on a cached probe batch."""
+    def _probe_gradients(self, cache: Dict[str, Any]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Last-layer inputs ``[M, D]``, task-loss gradients w.r.t. the logits ``[M, C]`` (of
+        the mean loss) of the student on a cached probe batch, and each row's weight group
+        ``[M]`` (None: one shared weight)."""
         raise NotImplementedError(f'{type(self).__name__} has no influence reward')
 
 
@@ -274,7 +282,12 @@ def check_score_type(policy, score_type: str) -> None:
 
 
 def influence_rewards(
-    features: Tensor, grads: Tensor, probe_features: Tensor, probe_grads: Tensor
+    features: Tensor,
+    grads: Tensor,
+    probe_features: Tensor,
+    probe_grads: Tensor,
+    groups: Optional[Tensor] = None,
+    probe_groups: Optional[Tensor] = None,
 ) -> Tensor:
     """``r_i = sum_j (g_i . g_j)(h_i . h_j + 1)``: the inner product of instance ``i``'s
     last-layer gradient ``g_i h_i^T`` (and bias gradient ``g_i``) with the probe batch's.
@@ -284,13 +297,20 @@ def influence_rewards(
         grads (Tensor): ``[N, C]`` loss gradients w.r.t. their logits.
         probe_features (Tensor): ``[M, D]``.
         probe_grads (Tensor): ``[M, C]``.
+        groups (Tensor, optional): ``[N]`` which slice of the last layer's weight produced
+            each instance's logits (e.g. the anchor of a dense head with several anchors per
+            location); pairs of different groups share no weight and contribute 0.
+        probe_groups (Tensor, optional): ``[M]``, likewise.
 
     Returns:
         Tensor: ``[N]`` float32.
     """
     f, g = features.float(), grads.float()
     pf, pg = probe_features.float(), probe_grads.float()
-    return ((g @ pg.t()) * (f @ pf.t() + 1.0)).sum(dim=1)
+    pairs = (g @ pg.t()) * (f @ pf.t() + 1.0)
+    if groups is not None and probe_groups is not None:
+        pairs = pairs * (groups[:, None] == probe_groups[None, :]).to(pairs.dtype)
+    return pairs.sum(dim=1)
 
 
 @contextlib.contextmanager

@@ -161,10 +161,10 @@ class ClassifierDistiller(BaseDistiller):
         logits, _ = self._logits(cache['inputs'], with_features=False)
         return self._per_image_loss(logits, cache['targets'])
 
-    def _probe_gradients(self, cache: Dict[str, Any]) -> Tuple[Tensor, Tensor]:
+    def _probe_gradients(self, cache: Dict[str, Any]) -> Tuple[Tensor, Tensor, None]:
         logits, features = self._logits(cache['inputs'], with_features=True)
         with torch.enable_grad():
             logits = logits.detach().float().requires_grad_(True)
             mean_loss = self._per_image_loss(logits, cache['targets']).mean()
             (grads,) = torch.autograd.grad(mean_loss, logits)
-        return features, grads
+        return features, grads, None

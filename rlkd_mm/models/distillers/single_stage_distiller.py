@@ -1,14 +1,19 @@
 """Distillation of mmdet one-stage detectors (GFL / LD, RetinaNet, ATSS) with one temperature per
 positive prior."""
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
 from .base import BaseDistiller, ModelCfg, check_score_type, with_score_type
+
+# Marks a keyword argument that was not given.
+_UNSET = object()
 
 # The head families whose loss computation this distiller reproduces. A subclass is accepted
 # only if it keeps the family's target assignment and loss code (LDHead, for instance, changes
@@ -57,7 +62,7 @@ class SingleStageDetDistiller(BaseDistiller):
        KD instances: the priors whose label lies in [0, C);
     3. the class logits [P, C] of student and teacher at the P positives (all levels and images)
        go to ``choose_temperatures`` once; every positive gets its (T_s, T_t);
-    4. ``cls_kd_loss`` (``InstanceSigmoidKDLoss``) on the [P, C] logits, averaged over the
+    4. ``kd_loss`` (``InstanceSigmoidKDLoss``) on the [P, C] logits, averaged over the
        positives (``avg_factor`` = number of positives, averaged over ranks as the head's own
        ``avg_factor``), and, for GFL, ``ld_loss`` (``InstanceLDLoss``) on the box-side
        distribution logits [P, 4, R + 1]; the 4 sides share their prior's temperature.
@@ -76,7 +81,8 @@ class SingleStageDetDistiller(BaseDistiller):
     temperatures), and the KD terms are ``0 * sum(head outputs)``: finite, zero, graph intact.
 
     Returned dict: the student's losses (``loss_cls``, ``loss_bbox``, ``loss_dfl`` |
-    ``loss_centerness``), ``loss_cls_kd``, ``loss_ld`` (GFL), and the non-loss scalars
+    ``loss_centerness``), ``loss_kd`` (class-score KD: the same key and config name
+    ``kd_loss`` as in the other distillers), ``loss_ld`` (GFL), and the non-loss scalars
     ``num_kd_instances`` (P) and ``t_mean``, ``t_std``, ``t_min``, ``t_max`` (when P > 0).
 
     Args:
@@ -84,8 +90,10 @@ class SingleStageDetDistiller(BaseDistiller):
             Both must be mmdet ``SingleStageDetector`` s with a ``GFLHead``, ``ATSSHead`` or
             ``RetinaHead`` (sigmoid classification).
         temperature (dict): the temperature policy config.
-        cls_kd_loss (dict, optional): KD loss on the class logits of the positives; the
+        kd_loss (dict, optional): KD loss on the class logits of the positives; the
             default weight 0.1 was chosen on DigitsDet's validation split. ``None`` disables it.
+        cls_kd_loss (dict, optional): the former name of ``kd_loss``, still accepted (with a
+            warning) when ``kd_loss`` is left at its default.
         ld_loss (dict, optional): LD loss on the box-side distributions; needs GFL heads on both
             sides. ``None`` disables it (required for RetinaNet / ATSS). The default weight
             0.25 / 17 is mmdet's LD weight 0.25 for GFL's default ``reg_max`` = 16.
@@ -97,9 +105,11 @@ class SingleStageDetDistiller(BaseDistiller):
         ...     teacher='configs/digits/det_teacher_gfl.py',
         ...     teacher_ckpt='checkpoints/digits/det_teacher_gfl.pth',
         ...     temperature=dict(type='rlkd_mm.RLTemperature'),
-        ...     cls_kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
+        ...     kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
         ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / 17))
     """
+
+    reward_modes = ('instance', 'influence')
 
     def __init__(
         self,
@@ -107,11 +117,18 @@ class SingleStageDetDistiller(BaseDistiller):
         teacher: ModelCfg,
         teacher_ckpt: Optional[str] = None,
         temperature: dict = dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
-        cls_kd_loss: Optional[dict] = dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
+        kd_loss: Optional[dict] = dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
         ld_loss: Optional[dict] = dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / 17),
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
+        cls_kd_loss: Any = _UNSET,
     ) -> None:
+        if cls_kd_loss is not _UNSET:
+            warnings.warn(
+                'SingleStageDetDistiller: cls_kd_loss is renamed kd_loss (the name the other '
+                'distillers use for the KD on class logits); the value is used as kd_loss'
+            )
+            kd_loss = cls_kd_loss
         temperature = with_score_type(temperature, 'sigmoid')
         super().__init__(
             student=student,
@@ -123,7 +140,7 @@ class SingleStageDetDistiller(BaseDistiller):
         )
         check_score_type(self.temperature, 'sigmoid')
         self.family = self._check_models()
-        self.cls_kd_loss = MODELS.build(cls_kd_loss) if cls_kd_loss is not None else None
+        self.kd_loss = MODELS.build(kd_loss) if kd_loss is not None else None
         if ld_loss is not None and not (
             self.family == 'gfl' and _head_family(self.teacher.bbox_head) == 'gfl'
         ):
@@ -314,7 +331,8 @@ class SingleStageDetDistiller(BaseDistiller):
         batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(
             data_samples
         )
-        s_outs = self.student.bbox_head(self.student.extract_feat(inputs))
+        reward_mode = self.reward_mode()
+        s_outs, cls_feats = self._student_head(inputs, reward_mode == 'influence')
         with torch.no_grad():
             t_outs = self.teacher.bbox_head(self.teacher.extract_feat(inputs))
         s_sizes = [tuple(s.shape[-2:]) for s in s_outs[0]]
@@ -340,15 +358,15 @@ class SingleStageDetDistiller(BaseDistiller):
 
         temperatures, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
 
-        if self.cls_kd_loss is not None:
+        if self.kd_loss is not None:
             # normalised like the head's own classification loss: by the positives, averaged over
             # ranks. The all-reduce runs on every rank, those without positives included, or the
             # ranks' collectives would no longer pair up.
             avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
             if num_pos > 0:
-                losses['loss_cls_kd'] = self.cls_kd_loss(s_cls, t_cls, temperatures, avg_factor=avg)
+                losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures, avg_factor=avg)
             else:
-                losses['loss_cls_kd'] = _zero_like_sum(s_outs[0])
+                losses['loss_kd'] = _zero_like_sum(s_outs[0])
         if self.ld_loss is not None:
             if num_pos > 0:
                 bins = self.student.bbox_head.reg_max + 1
@@ -363,11 +381,98 @@ class SingleStageDetDistiller(BaseDistiller):
 
         losses['num_kd_instances'] = s_cls.new_tensor(float(num_pos))
         losses.update(stats)
-        if self.reward_mode() is not None:
+        if reward_mode is not None:
             self._cache_rewards(inputs, s_outs, targets, pos, pos_labels)
+            if reward_mode == 'influence':
+                self._cache_influence(s_outs, cls_feats, losses)
         return losses
 
     # ------------------------------------------------------------------ per-instance rewards
+    def _final_cls_conv(self) -> torch.nn.Conv2d:
+        """The student head's last classification layer (its logits' conv)."""
+        name = {'gfl': 'gfl_cls', 'atss': 'atss_cls', 'retina': 'retina_cls'}[self.family]
+        return getattr(self.student.bbox_head, name)
+
+    def _student_head(self, inputs: Tensor, with_features: bool):
+        """The student head's outputs and, if asked, the inputs of its last classification
+        conv per level (read with a forward hook, removed right after)."""
+        feats: List[Tensor] = []
+        handle = None
+        if with_features:
+            handle = self._final_cls_conv().register_forward_hook(
+                lambda module, args, output: feats.append(args[0])
+            )
+        try:
+            outs = self.student.bbox_head(self.student.extract_feat(inputs))
+        finally:
+            if handle is not None:
+                handle.remove()
+        return outs, feats
+
+    def _positive_patches(self, cls_feats: List[Tensor], pos: Tensor) -> Tuple[Tensor, Tensor]:
+        """The receptive-field patch of the last cls conv at each positive ``[P, F * k * k]``
+        (what its weight multiplies) and the anchor index of each positive ``[P]``."""
+        conv = self._final_cls_conv()
+        num_anchors = self.student.bbox_head.num_base_priors
+        offsets, start = [], 0
+        for feat in cls_feats:
+            unfolded = F.unfold(
+                feat.float(),
+                conv.kernel_size,
+                dilation=conv.dilation,
+                padding=conv.padding,
+                stride=conv.stride,
+            )  # [B, F * k * k, H * W]
+            num = unfolded.shape[0] * unfolded.shape[2] * num_anchors
+            offsets.append((start, start + num, unfolded))
+            start += num
+        feat_dim = offsets[0][2].shape[1]
+        rows = cls_feats[0].new_zeros((pos.numel(), feat_dim), dtype=torch.float32)
+        for begin, end, unfolded in offsets:
+            mask = (pos >= begin) & (pos < end)
+            if not bool(mask.any()):
+                continue
+            local = pos[mask] - begin  # image-major, then (H * W), then anchor
+            per_image = unfolded.shape[2] * num_anchors
+            image = local // per_image
+            location = (local % per_image) // num_anchors
+            rows[mask] = unfolded[image, :, location]
+        return rows, pos % num_anchors
+
+    def _cache_influence(
+        self, s_outs: Tuple[List[Tensor], ...], cls_feats: List[Tensor], losses: Dict
+    ) -> None:
+        """Add to the cache each positive's gradient of everything it is trained with w.r.t.
+        its class logits, its last-layer patch and its anchor index."""
+        cache = self._reward_cache
+        total = 0
+        for key, value in losses.items():
+            if 'loss' in key:
+                for v in value if isinstance(value, (list, tuple)) else [value]:
+                    total = total + v.sum()
+        grads = torch.autograd.grad(total, list(s_outs[0]), retain_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(m) if g is None else g for g, m in zip(grads, s_outs[0])]
+        num_classes = self.student.bbox_head.num_classes
+        cache['grads'] = _flatten_levels(grads, num_classes)[cache['pos']].detach().float()
+        cache['features'], cache['groups'] = self._positive_patches(
+            [f.detach() for f in cls_feats], cache['pos']
+        )
+
+    def _probe_gradients(self, cache: Dict) -> Tuple[Tensor, Tensor, Tensor]:
+        """Patches, class-BCE gradients (of the mean over the probe's positives) and anchor
+        indices of the cached probe batch's positives, on the current student."""
+        s_outs, cls_feats = self._student_head(cache['inputs'], with_features=True)
+        num_classes = self.student.bbox_head.num_classes
+        pos = cache['pos']
+        with torch.enable_grad():
+            cls = _flatten_levels(s_outs[0], num_classes)[pos].detach().float()
+            cls.requires_grad_(True)
+            onehot = F.one_hot(cache['labels'], num_classes).to(cls.dtype)
+            bce = F.binary_cross_entropy_with_logits(cls, onehot, reduction='none').sum(dim=1)
+            (grads,) = torch.autograd.grad(bce.mean() if bce.numel() else bce.sum(), cls)
+        patches, groups = self._positive_patches(cls_feats, pos)
+        return patches, grads, groups
+
     def _cache_rewards(
         self,
         inputs: Tensor,

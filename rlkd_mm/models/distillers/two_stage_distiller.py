@@ -90,6 +90,8 @@ class TwoStageDetDistiller(BaseDistiller):
         ...     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0))
     """
 
+    reward_modes = ('instance', 'influence')
+
     def __init__(
         self,
         student: ModelCfg,
@@ -216,7 +218,8 @@ class TwoStageDetDistiller(BaseDistiller):
                 )
             )
         rois = bbox2roi([res.priors for res in sampling_results])
-        s_results = roi_head._bbox_forward(x, rois)
+        reward_mode = self.reward_mode()
+        s_results, roi_feats = self._student_rois(x, rois, reward_mode == 'influence')
         loss_and_target = roi_head.bbox_head.loss_and_target(
             cls_score=s_results['cls_score'],
             bbox_pred=s_results['bbox_pred'],
@@ -244,14 +247,47 @@ class TwoStageDetDistiller(BaseDistiller):
             )
         losses['num_kd_instances'] = s_cls.new_tensor(float(s_cls.shape[0]))
         losses.update(stats)
-        if self.reward_mode() is not None:
-            self.cache_reward_inputs(
+        if reward_mode is not None:
+            cache = dict(
                 inputs=inputs,
                 rois=rois,
                 labels=roi_labels,
                 losses=_roi_losses(s_cls.detach(), roi_labels),
             )
+            if reward_mode == 'influence':
+                total = sum(
+                    v.sum() for k, v in losses.items() if 'loss' in k and isinstance(v, Tensor)
+                )
+                (grads,) = torch.autograd.grad(total, s_cls, retain_graph=True)
+                cache.update(features=roi_feats[0].float(), grads=grads.float())
+            self.cache_reward_inputs(**cache)
         return losses
+
+    def _student_rois(self, x, rois: Tensor, with_features: bool):
+        """The student RoI head's outputs on ``rois`` and, if asked, the inputs of its
+        ``fc_cls`` (read with a forward hook, removed right after)."""
+        feats = []
+        handle = None
+        if with_features:
+            handle = self.student.roi_head.bbox_head.fc_cls.register_forward_hook(
+                lambda module, args, output: feats.append(args[0])
+            )
+        try:
+            results = self.student.roi_head._bbox_forward(x, rois)
+        finally:
+            if handle is not None:
+                handle.remove()
+        return results, feats
+
+    def _probe_gradients(self, cache: dict):
+        """``fc_cls`` inputs and mean-CE gradients w.r.t. the logits of the cached probe
+        batch's RoIs, on the current student."""
+        x = self.student.extract_feat(cache['inputs'])
+        results, feats = self._student_rois(x, cache['rois'], with_features=True)
+        with torch.enable_grad():
+            logits = results['cls_score'].detach().float().requires_grad_(True)
+            (grads,) = torch.autograd.grad(_roi_losses(logits, cache['labels']).mean(), logits)
+        return feats[0].float(), grads, None
 
     def _instance_losses(self, cache: dict) -> Tensor:
         """Classification loss of each cached RoI on the student's current RoI head."""

@@ -1,5 +1,6 @@
 """End-to-end runs of tools/train.py and tools/test.py on tiny subsets of the embedded data."""
 
+import glob
 import os
 import os.path as osp
 import subprocess
@@ -100,9 +101,17 @@ def test_det_train_test(tmp_path):
     work = str(tmp_path / 'work')
     run_tool('tools/train.py', cfg, '--work-dir', work)
     out = run_tool(
-        'tools/test.py', cfg, osp.join(work, 'epoch_1.pth'), '--work-dir', str(tmp_path / 'test')
+        'tools/test.py',
+        cfg,
+        osp.join(work, 'epoch_1.pth'),
+        '--work-dir',
+        str(tmp_path / 'test'),
+        '--show-dir',
+        'vis',
     )
     assert 'coco/bbox_mAP' in out
+    drawn = glob.glob(str(tmp_path / 'test' / '*' / 'vis' / '*'))
+    assert len(drawn) == 8, drawn  # one picture per test image
 
 
 def test_missing_data_names_the_path(tmp_path):

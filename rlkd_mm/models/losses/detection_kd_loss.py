@@ -84,8 +84,8 @@ class InstanceLDLoss(BaseInstanceKDLoss):
 class InstanceSigmoidKDLoss(BaseInstanceKDLoss):
     """KD of dense sigmoid classification scores with per-instance temperatures.
 
-    Dense detectors (RetinaNet, ATSS, FCOS, GFL) score every class with its own sigmoid, so the
-    classes do not form one softmax distribution. Each class is therefore treated as an
+    Dense detectors (RetinaNet, ATSS, GFL: the heads ``SingleStageDetDistiller`` supports)
+    score every class with its own sigmoid, so the classes do not form one softmax distribution. Each class is therefore treated as an
     independent Bernoulli distribution softened by the instance's temperature, and the binary KLs
     are summed over the C classes (the sum mirrors the softmax KL, which sums over classes):
 

@@ -86,8 +86,9 @@ class InstanceSigmoidKDLoss(BaseInstanceKDLoss):
 
     Dense detectors (RetinaNet, ATSS, GFL: the heads ``SingleStageDetDistiller`` supports)
     score every class with its own sigmoid, so the classes do not form one softmax distribution.
-    Each class is therefore treated as an independent Bernoulli distribution softened by the instance's temperature, and the binary KLs
-    are summed over the C classes (the sum mirrors the softmax KL, which sums over classes):
+    Each class is therefore treated as an independent Bernoulli distribution softened by the
+    instance's temperature, and the binary KLs are summed over the C classes (the sum mirrors
+    the softmax KL, which sums over classes):
 
     ``loss_i = T_s,i * T_t,i * sum_c KL(Bern(sigmoid(z_t,ic / T_t,i)) ||
     Bern(sigmoid(z_s,ic / T_s,i)))``.

@@ -116,7 +116,6 @@ class RLKDAgent:
     def __init__(self, state_dim: int, **kwargs: Any) -> None:
         cfg = AgentConfig(state_dim=state_dim, **kwargs)
         self.cfg = cfg
-        self.config = cfg.to_dict()
         self.state_dim = cfg.state_dim
         self.t_min, self.t_max = cfg.t_min, cfg.t_max
         self.gamma = cfg.gamma
@@ -493,7 +492,7 @@ class RLKDAgent:
         scale, buffer, reward window, counters, the calibration choice and both generators'
         states (all tensors on the CPU)."""
         state = dict(
-            config=dict(self.config),
+            config=self.cfg.to_dict(),
             net=_to_cpu(self.net.state_dict()),
             optimizer=_to_cpu(self.ppo.optimizer.state_dict()),
             norm=_to_cpu(self.norm.state_dict()),

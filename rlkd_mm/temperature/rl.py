@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from rlkd_mm.agent import AgentStep, RLKDAgent
-from rlkd_mm.agent.state import STATE_DIM, STATE_NAMES, instance_state, moments
+from rlkd_mm.agent.state import STATE_DIM, STATE_NAMES, instance_state
 from rlkd_mm.registry import MODELS
 
 from .base import BaseTemperature, check_temperature_range
@@ -206,12 +206,13 @@ class RLTemperature(BaseTemperature):
     def _accumulate_warmup_states(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor
     ) -> None:
-        """Sum the warm-up states' moments, so the agent's normaliser is warm when it acts."""
+        """Sum the warm-up states' moments, so the agent's normaliser is warm when it acts.
+        Rows with a non-finite value are left out, without a host synchronisation."""
         with torch.no_grad(), torch.autocast(student_logits.device.type, enabled=False):
-            states = self._states(student_logits, teacher_logits, gt_labels)
-            if not bool(torch.isfinite(states).all()):
-                return
-            new = moments(states)
+            states = self._states(student_logits, teacher_logits, gt_labels).double()
+            finite = torch.isfinite(states).all(dim=1, keepdim=True)
+            states = torch.where(finite, states, 0.0)
+            new = (finite.sum().double(), states.sum(dim=0), (states * states).sum(dim=0))
         if self._warmup_moments is None:
             self._warmup_moments = new
         else:

@@ -32,14 +32,15 @@ from rlkd_mm.agent import STATE_NAMES  # noqa: E402
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Spearman's rho (Pearson correlation of average ranks); 0 for a constant input."""
-    from scipy.stats import rankdata
+    """Spearman's rho (scipy's); 0 where it is undefined (a constant input)."""
+    import math
 
-    rx = torch.as_tensor(rankdata(x.numpy()), dtype=torch.float64)
-    ry = torch.as_tensor(rankdata(y.numpy()), dtype=torch.float64)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denom = (rx.norm() * ry.norm()).item()
-    return float((rx @ ry).item() / denom) if denom > 0 else 0.0
+    from scipy.stats import spearmanr
+
+    if bool((x == x[0]).all()) or bool((y == y[0]).all()):
+        return 0.0
+    rho = float(spearmanr(x.numpy(), y.numpy())[0])
+    return 0.0 if math.isnan(rho) else rho
 
 
 def reward_signal(rows: torch.Tensor, edges=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.01)) -> list:

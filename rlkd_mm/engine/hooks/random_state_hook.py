@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 
@@ -82,15 +82,31 @@ class RandomStateHook(Hook):
 
     # Checkpoints are saved by rank 0 alone (``before_save_checkpoint`` runs there only), so
     # under DDP the ranks' streams are gathered beforehand, where every rank passes: after each
-    # training epoch, and after each iteration in an iteration-based loop. This hook runs
-    # before ``CheckpointHook`` (priority 'VERY_HIGH' vs 'VERY_LOW').
+    # training epoch, and in an iteration-based loop after the iterations at which
+    # ``CheckpointHook`` saves (every iteration if it cannot be found). This hook runs before
+    # ``CheckpointHook`` (priority 'VERY_HIGH' vs 'VERY_LOW').
     def _gather(self) -> None:
         if get_world_size() > 1:
             self._gathered = all_gather_object(capture_random_state())
 
+    @staticmethod
+    def _iter_checkpoint_due(runner) -> bool:
+        hooks = [h for h in getattr(runner, 'hooks', []) if isinstance(h, CheckpointHook)]
+        if not hooks:
+            return True
+        return any(
+            not h.by_epoch
+            and (
+                h.every_n_train_iters(runner, h.interval, h.save_begin)
+                or (h.save_last and h.is_last_train_iter(runner))
+            )
+            for h in hooks
+        )
+
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if not isinstance(runner.train_loop, EpochBasedTrainLoop):
-            self._gather()
+        if get_world_size() > 1 and not isinstance(runner.train_loop, EpochBasedTrainLoop):
+            if self._iter_checkpoint_due(runner):
+                self._gather()
 
     def after_train_epoch(self, runner) -> None:
         self._gather()

@@ -40,7 +40,8 @@ class RLKDHook(Hook):
       instance ``i``'s gradient on the task loss of a probe batch from the training split (the
       inputs of the previous rewarded iteration, re-evaluated after step ``k``), at the
       student's last layer: ``r_i = sum_j (g_i . g_j)(h_i . h_j + 1)`` with ``g`` the loss
-      gradient w.r.t. the logits and ``h`` the last layer's input. Classification only.
+      gradient w.r.t. the logits and ``h`` the input of the layer that makes the class logits
+      (classifier fc, a dense head's last class conv, the RoI head's ``fc_cls``).
     - ``'batch'`` (the original, for comparison): ``R_k = EMA(task losses up to k) -
       task_loss_{k+1}``, one scalar per iteration, decomposed into instance rewards by the
       agent's reward model (action-centred calibration).
@@ -261,7 +262,10 @@ class RLKDHook(Hook):
         policy = self._get_policy(runner)
         agent = policy.agent
         step = policy.pop_pending()
-        loss = self._mean_task_loss(policy.pop_task_loss(), agent.device)
+        task_loss = policy.pop_task_loss()
+        # Only the batch reward reads the task loss: the other modes skip its all-reduce and
+        # host synchronisation on every iteration.
+        loss = self._mean_task_loss(task_loss, agent.device) if self.reward == 'batch' else math.nan
         hub = runner.message_hub
 
         if self._held is not None:

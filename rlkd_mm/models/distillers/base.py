@@ -250,6 +250,19 @@ class BaseDistiller(BaseModel):
             probe_groups,
         )
 
+    def _logit_grads(self, losses: Dict[str, Any], logits: Any) -> Any:
+        """Gradients of the objective the student is trained with (``parse_losses``' sum of
+        the loss terms: task + KD) w.r.t. ``logits`` (a tensor or a list of tensors); the
+        graph is kept for the optimizer's backward."""
+        total, _ = self.parse_losses(losses)
+        many = isinstance(logits, (list, tuple))
+        grads = torch.autograd.grad(
+            total, list(logits) if many else logits, retain_graph=True, allow_unused=True
+        )
+        inputs = list(logits) if many else [logits]
+        grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+        return grads if many else grads[0]
+
     def _instance_losses(self, cache: Dict[str, Any]) -> Tensor:
         """The student's task loss per instance ``[N]`` on the cached inputs (no grad)."""
         raise NotImplementedError(f'{type(self).__name__} does not re-evaluate instances')
@@ -311,6 +324,23 @@ def influence_rewards(
     if groups is not None and probe_groups is not None:
         pairs = pairs * (groups[:, None] == probe_groups[None, :]).to(pairs.dtype)
     return pairs.sum(dim=1)
+
+
+@contextlib.contextmanager
+def captured_inputs(module: nn.Module, enabled: bool = True) -> Iterator[list]:
+    """Collect the first input of every call of ``module`` inside the block (a forward hook,
+    removed on exit); nothing is registered when ``enabled`` is False."""
+    inputs: list = []
+    handle = (
+        module.register_forward_hook(lambda mod, args, output: inputs.append(args[0]))
+        if enabled
+        else None
+    )
+    try:
+        yield inputs
+    finally:
+        if handle is not None:
+            handle.remove()
 
 
 @contextlib.contextmanager

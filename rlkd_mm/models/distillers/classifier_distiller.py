@@ -152,9 +152,7 @@ class ClassifierDistiller(BaseDistiller):
         else:
             # Each image's gradient of everything it is trained with (task + KD) w.r.t. its
             # logits: a small backward through the loss terms only.
-            total = sum(v for k, v in losses.items() if 'loss' in k and isinstance(v, Tensor))
-            (grads,) = torch.autograd.grad(total, logits, retain_graph=True)
-            cache.update(features=features, grads=grads)
+            cache.update(features=features, grads=self._logit_grads(losses, logits))
         self.cache_reward_inputs(**cache)
 
     def _instance_losses(self, cache: Dict[str, Any]) -> Tensor:

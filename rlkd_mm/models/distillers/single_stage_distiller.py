@@ -10,7 +10,7 @@ from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .base import BaseDistiller, ModelCfg, check_score_type, with_score_type
+from .base import BaseDistiller, ModelCfg, captured_inputs, check_score_type, with_score_type
 
 # Marks a keyword argument that was not given.
 _UNSET = object()
@@ -382,9 +382,9 @@ class SingleStageDetDistiller(BaseDistiller):
         losses['num_kd_instances'] = s_cls.new_tensor(float(num_pos))
         losses.update(stats)
         if reward_mode is not None:
-            self._cache_rewards(inputs, s_outs, targets, pos, pos_labels)
-            if reward_mode == 'influence':
-                self._cache_influence(s_outs, cls_feats, losses)
+            self._cache_rewards(
+                reward_mode, inputs, s_outs, cls_feats, targets, pos, pos_labels, losses
+            )
         return losses
 
     # ------------------------------------------------------------------ per-instance rewards
@@ -395,18 +395,9 @@ class SingleStageDetDistiller(BaseDistiller):
 
     def _student_head(self, inputs: Tensor, with_features: bool):
         """The student head's outputs and, if asked, the inputs of its last classification
-        conv per level (read with a forward hook, removed right after)."""
-        feats: List[Tensor] = []
-        handle = None
-        if with_features:
-            handle = self._final_cls_conv().register_forward_hook(
-                lambda module, args, output: feats.append(args[0])
-            )
-        try:
+        conv per level."""
+        with captured_inputs(self._final_cls_conv(), with_features) as feats:
             outs = self.student.bbox_head(self.student.extract_feat(inputs))
-        finally:
-            if handle is not None:
-                handle.remove()
         return outs, feats
 
     def _positive_patches(self, cls_feats: List[Tensor], pos: Tensor) -> Tuple[Tensor, Tensor]:
@@ -430,33 +421,12 @@ class SingleStageDetDistiller(BaseDistiller):
         rows = cls_feats[0].new_zeros((pos.numel(), feat_dim), dtype=torch.float32)
         for begin, end, unfolded in offsets:
             mask = (pos >= begin) & (pos < end)
-            if not bool(mask.any()):
-                continue
             local = pos[mask] - begin  # image-major, then (H * W), then anchor
             per_image = unfolded.shape[2] * num_anchors
             image = local // per_image
             location = (local % per_image) // num_anchors
             rows[mask] = unfolded[image, :, location]
         return rows, pos % num_anchors
-
-    def _cache_influence(
-        self, s_outs: Tuple[List[Tensor], ...], cls_feats: List[Tensor], losses: Dict
-    ) -> None:
-        """Add to the cache each positive's gradient of everything it is trained with w.r.t.
-        its class logits, its last-layer patch and its anchor index."""
-        cache = self._reward_cache
-        total = 0
-        for key, value in losses.items():
-            if 'loss' in key:
-                for v in value if isinstance(value, (list, tuple)) else [value]:
-                    total = total + v.sum()
-        grads = torch.autograd.grad(total, list(s_outs[0]), retain_graph=True, allow_unused=True)
-        grads = [torch.zeros_like(m) if g is None else g for g, m in zip(grads, s_outs[0])]
-        num_classes = self.student.bbox_head.num_classes
-        cache['grads'] = _flatten_levels(grads, num_classes)[cache['pos']].detach().float()
-        cache['features'], cache['groups'] = self._positive_patches(
-            [f.detach() for f in cls_feats], cache['pos']
-        )
 
     def _probe_gradients(self, cache: Dict) -> Tuple[Tensor, Tensor, Tensor]:
         """Patches, class-BCE gradients (of the mean over the probe's positives) and anchor
@@ -475,29 +445,42 @@ class SingleStageDetDistiller(BaseDistiller):
 
     def _cache_rewards(
         self,
+        mode: str,
         inputs: Tensor,
         s_outs: Tuple[List[Tensor], ...],
+        cls_feats: List[Tensor],
         targets: Dict[str, List[Tensor]],
         pos: Tensor,
         pos_labels: Tensor,
+        losses: Dict,
     ) -> None:
-        """Cache the positives' targets (assigned at this iteration) and their task loss."""
-        head = self.student.bbox_head
-        strides = torch.cat(
-            [
-                torch.full((anchors.numel() // 4,), float(stride[0]), device=pos.device)
-                for anchors, stride in zip(targets['anchors'], head.prior_generator.strides)
-            ]
-        )
-        cache = dict(
-            inputs=inputs,
-            pos=pos,
-            labels=pos_labels,
-            anchors=torch.cat([a.reshape(-1, 4) for a in targets['anchors']])[pos],
-            bbox_targets=torch.cat([t.reshape(-1, 4) for t in targets['bbox_targets']])[pos],
-            strides=strides[pos],
-        )
-        cache['losses'] = self._positive_losses(s_outs, cache)
+        """Cache what the reward of ``mode`` needs: the positives (targets assigned at this
+        iteration) and, for 'instance', their anchors, box targets, strides and task loss;
+        for 'influence', each positive's gradient of everything it is trained with w.r.t. its
+        class logits, its last-layer patch and its anchor index."""
+        cache = dict(inputs=inputs, pos=pos, labels=pos_labels)
+        if mode == 'instance':
+            strides = torch.cat(
+                [
+                    torch.full((anchors.numel() // 4,), float(stride[0]), device=pos.device)
+                    for anchors, stride in zip(
+                        targets['anchors'], self.student.bbox_head.prior_generator.strides
+                    )
+                ]
+            )
+            cache.update(
+                anchors=torch.cat([a.reshape(-1, 4) for a in targets['anchors']])[pos],
+                bbox_targets=torch.cat([t.reshape(-1, 4) for t in targets['bbox_targets']])[pos],
+                strides=strides[pos],
+            )
+            cache['losses'] = self._positive_losses(s_outs, cache)
+        else:
+            grads = self._logit_grads(losses, list(s_outs[0]))
+            num_classes = self.student.bbox_head.num_classes
+            cache['grads'] = _flatten_levels(grads, num_classes)[pos].float()
+            cache['features'], cache['groups'] = self._positive_patches(
+                [f.detach() for f in cls_feats], pos
+            )
         self.cache_reward_inputs(**cache)
 
     def _positive_losses(self, s_outs: Tuple[List[Tensor], ...], cache: Dict) -> Tensor:
@@ -506,7 +489,6 @@ class SingleStageDetDistiller(BaseDistiller):
         decoded box with its target box. One formula for GFL, ATSS and RetinaNet (their own
         losses weight positives by quality or centerness, which would mix the box and class
         branches of other priors into an instance's reward)."""
-        import torch.nn.functional as F
         from mmdet.structures.bbox import bbox_overlaps
 
         head = self.student.bbox_head
@@ -536,7 +518,7 @@ class SingleStageDetDistiller(BaseDistiller):
         return (loss_cls + 1.0 - giou).float()
 
     def _instance_losses(self, cache: Dict) -> Tensor:
-        s_outs = self.student.bbox_head(self.student.extract_feat(cache['inputs']))
+        s_outs, _ = self._student_head(cache['inputs'], with_features=False)
         return self._positive_losses(s_outs, cache)
 
 

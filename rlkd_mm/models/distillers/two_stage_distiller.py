@@ -10,7 +10,7 @@ from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .base import BaseDistiller, ModelCfg, check_score_type, with_score_type
+from .base import BaseDistiller, ModelCfg, captured_inputs, check_score_type, with_score_type
 
 _ROI_HEAD_METHODS = ('loss', 'bbox_loss', '_bbox_forward')
 
@@ -255,28 +255,17 @@ class TwoStageDetDistiller(BaseDistiller):
                 losses=_roi_losses(s_cls.detach(), roi_labels),
             )
             if reward_mode == 'influence':
-                total = sum(
-                    v.sum() for k, v in losses.items() if 'loss' in k and isinstance(v, Tensor)
-                )
-                (grads,) = torch.autograd.grad(total, s_cls, retain_graph=True)
+                grads = self._logit_grads(losses, s_cls)
                 cache.update(features=roi_feats[0].float(), grads=grads.float())
             self.cache_reward_inputs(**cache)
         return losses
 
     def _student_rois(self, x, rois: Tensor, with_features: bool):
         """The student RoI head's outputs on ``rois`` and, if asked, the inputs of its
-        ``fc_cls`` (read with a forward hook, removed right after)."""
-        feats = []
-        handle = None
-        if with_features:
-            handle = self.student.roi_head.bbox_head.fc_cls.register_forward_hook(
-                lambda module, args, output: feats.append(args[0])
-            )
-        try:
+        ``fc_cls``."""
+        fc_cls = self.student.roi_head.bbox_head.fc_cls
+        with captured_inputs(fc_cls, with_features) as feats:
             results = self.student.roi_head._bbox_forward(x, rois)
-        finally:
-            if handle is not None:
-                handle.remove()
         return results, feats
 
     def _probe_gradients(self, cache: dict):
@@ -292,8 +281,8 @@ class TwoStageDetDistiller(BaseDistiller):
     def _instance_losses(self, cache: dict) -> Tensor:
         """Classification loss of each cached RoI on the student's current RoI head."""
         x = self.student.extract_feat(cache['inputs'])
-        s_cls = self.student.roi_head._bbox_forward(x, cache['rois'])['cls_score']
-        return _roi_losses(s_cls, cache['labels'])
+        results, _ = self._student_rois(x, cache['rois'], with_features=False)
+        return _roi_losses(results['cls_score'], cache['labels'])
 
     def _reg_kd(self, s_pred: Tensor, t_pred: Tensor, roi_labels: Tensor) -> Tensor:
         """Regression KD at the positive RoIs.

@@ -1,7 +1,9 @@
-# Digits classification student: the first three stages of a CIFAR-style ResNet-18 at 1/16 width
-# (4-8-16 channels, 11k parameters against the teacher's 0.7M).
+# Digits classification student: the first three stages of a CIFAR-style ResNet-18 at 1/8 width
+# (8-16-32 channels, 44k parameters against the teacher's 175k). Trained on the cluttered digits
+# (see the dataset base), 30 epochs. At 1/16 width (11k parameters) the student could not fit
+# its training set (final training CE 1.1, 66 % top-1) and every KD setting we tried lowered it.
 _base_ = [
-    '../_base_/datasets/digits_cls.py',
+    '../_base_/datasets/digits_clutter_cls.py',
     '../_base_/schedules/digits_cls.py',
     '../_base_/default_runtime_cls.py',
 ]
@@ -13,15 +15,15 @@ model = dict(
     data_preprocessor=dict(
         type='ClsDataPreprocessor',
         num_classes=10,
-        mean=[77.7, 77.7, 77.7],
-        std=[82.4, 82.4, 82.4],
+        mean=[69.2, 69.2, 69.2],
+        std=[70.4, 70.4, 70.4],
         to_rgb=False,
     ),
     backbone=dict(
         type='ResNet_CIFAR',
         depth=18,
-        stem_channels=4,
-        base_channels=4,
+        stem_channels=8,
+        base_channels=8,
         num_stages=3,
         strides=(1, 2, 2),
         dilations=(1, 1, 1),
@@ -32,7 +34,7 @@ model = dict(
     head=dict(
         type='LinearClsHead',
         num_classes=10,
-        in_channels=16,
+        in_channels=32,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
     ),
     init_cfg=None,

@@ -8,6 +8,7 @@ from PIL import Image
 
 from rlkd_mm.registry import DATASETS
 
+from .digits_clutter import load_cluttered_digits_split
 from .digits_source import CLASSES, check_split, check_split_seed, load_digits_split
 
 
@@ -111,4 +112,65 @@ class DigitsDataset(BaseDataset):
             f'Split: \t{self.split}',
             f'Image size: \t{self.img_size}',
             f'Split seed: \t{self.split_seed}',
+        ]
+
+
+@DATASETS.register_module()
+class ClutteredDigitsDataset(DigitsDataset):
+    """The UCI digits rendered harder: warped, cluttered with stroke fragments, noisy.
+
+    Each source digit of the split is rendered ``copies`` times, each rendering with its own
+    difficulty in [0, 1) (:func:`rlkd_mm.datasets.digits_clutter.load_cluttered_digits_split`):
+    easy renderings look like the clean digits, hard ones are ambiguous, so a teacher's
+    confidence varies across instances. The source split is the one of :class:`DigitsDataset`
+    (same ``split_seed``), and the images depend only on the arguments. Items carry ``img``,
+    ``img_shape``, ``ori_shape``, ``gt_label`` and the rendering's ``difficulty`` (float).
+
+    Args:
+        split (str): ``'train'``, ``'val'`` or ``'test'``. Defaults to ``'train'``.
+        img_size (int): Side of the square images, at least 8. Defaults to 32.
+        copies (int): Renderings per source digit (more renderings of the val / test digits
+            make the metric less noisy). Defaults to 1.
+        split_seed (int): Seed of the stratified split. Defaults to 0.
+        gen_seed (int): Seed of the renderings. Defaults to 0.
+        **kwargs: Other arguments of :class:`DigitsDataset`.
+    """
+
+    def __init__(
+        self,
+        split: str = 'train',
+        img_size: int = 32,
+        copies: int = 1,
+        split_seed: int = 0,
+        gen_seed: int = 0,
+        **kwargs,
+    ) -> None:
+        if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
+            raise ValueError(f'copies must be an int >= 1, got copies={copies!r}')
+        self.copies = int(copies)
+        self.gen_seed = check_split_seed(gen_seed)
+        super().__init__(split=split, img_size=img_size, split_seed=split_seed, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Build the renderings of the split (see the class docstring)."""
+        images, labels, difficulty = load_cluttered_digits_split(
+            self.split, self.img_size, self.copies, self.split_seed, self.gen_seed
+        )
+        shape = (self.img_size, self.img_size)
+        return [
+            dict(
+                img=np.repeat(img[..., None], 3, axis=2),
+                img_shape=shape,
+                ori_shape=shape,
+                gt_label=int(label),
+                difficulty=float(d),
+            )
+            for img, label, d in zip(images, labels, difficulty)
+        ]
+
+    def extra_repr(self) -> List[str]:
+        """Lines added to ``repr(dataset)``."""
+        return super().extra_repr() + [
+            f'Copies: \t{self.copies}',
+            f'Generation seed: \t{self.gen_seed}',
         ]

@@ -1,6 +1,7 @@
 """Temperature policies: one temperature (or a student/teacher pair) per KD instance."""
 
 from .base import BaseTemperature, check_temperature_range
+from .cist import CISTTemperature
 from .ctkd import CTKDTemperature, gradient_reversal
 from .dtkd import DTKDTemperature
 from .fixed import FixedTemperature
@@ -14,6 +15,7 @@ __all__ = [
     'CTKDTemperature',
     'LogitStdTemperature',
     'DTKDTemperature',
+    'CISTTemperature',
     'gradient_reversal',
     'RLTemperature',
 ]

@@ -22,6 +22,7 @@ POLICY_CONFIGS = {
     'cls_kd_ctkd_instance.py': 'CTKDTemperature',
     'cls_kd_logitstd.py': 'LogitStdTemperature',
     'cls_kd_dtkd.py': 'DTKDTemperature',
+    'cls_kd_cist.py': 'CISTTemperature',
     'cls_dkd_fixed.py': 'FixedTemperature',
     'cls_kd_rlkd.py': 'RLTemperature',
     'cls_dkd_rlkd.py': 'RLTemperature',

@@ -51,6 +51,7 @@ def test_the_expected_configs_exist():
         'gfl_ld_ctkd.py',
         'gfl_ld_logitstd.py',
         'gfl_ld_dtkd.py',
+        'gfl_ld_cist.py',
         'frcnn_teacher.py',
         'frcnn_student.py',
         'frcnn_kd_fixed.py',

@@ -152,3 +152,52 @@ def test_bad_img_size_and_seed_raise():
         DigitsDataset(img_size=32.0)
     with pytest.raises(ValueError, match='split_seed=-1'):
         DigitsDataset(split_seed=-1)
+
+
+# --------------------------------------------------------------------------- cluttered digits
+def test_cluttered_split_is_deterministic_and_seeded():
+    from rlkd_mm.datasets import load_cluttered_digits_split
+
+    a, la, da = load_cluttered_digits_split('val', img_size=16, copies=2)
+    b, lb, db = load_cluttered_digits_split('val', img_size=16, copies=2)
+    assert np.array_equal(a, b) and np.array_equal(la, lb) and np.array_equal(da, db)
+    c, _, _ = load_cluttered_digits_split('val', img_size=16, copies=2, gen_seed=1)
+    assert not np.array_equal(a, c)
+    # copies renders each source digit several times, with the source digit's label
+    _, labels = load_digits_split('val')
+    assert a.shape == (2 * len(labels), 16, 16) and a.dtype == np.uint8
+    assert np.array_equal(la, np.repeat(labels, 2))
+    assert ((da >= 0) & (da < 1)).all()
+    assert not np.array_equal(a[0], a[1])  # two renderings of one digit differ
+
+
+def test_cluttered_difficulty_makes_images_harder():
+    """Easy renderings stay close to the clean upsampled digit, hard ones do not."""
+    from rlkd_mm.datasets import load_cluttered_digits_split
+    from rlkd_mm.datasets.digits import upsample_digits
+
+    images, _, difficulty = load_cluttered_digits_split('train', img_size=32)
+    clean = upsample_digits(load_digits_split('train')[0], 32)[..., 0].astype(float)
+    err = np.abs(images.astype(float) - clean).mean(axis=(1, 2))
+    easy, hard = difficulty < 0.2, difficulty > 0.8
+    assert err[easy].mean() * 3 < err[hard].mean()
+    corr = np.corrcoef(difficulty, err)[0, 1]
+    assert corr > 0.8
+
+
+def test_cluttered_dataset_items_and_errors():
+    from rlkd_mm.datasets import ClutteredDigitsDataset
+
+    ds = ClutteredDigitsDataset(split='test', copies=3, pipeline=[dict(type='PackInputs')])
+    _, labels = load_digits_split('test')
+    assert len(ds) == 3 * len(labels)
+    item = ds.get_data_info(4)
+    assert item['img'].shape == (32, 32, 3) and item['gt_label'] == int(labels[1])
+    assert np.array_equal(item['img'][..., 0], item['img'][..., 2])
+    assert 0 <= item['difficulty'] < 1
+    assert ds[0]['inputs'].shape == (3, 32, 32)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match='copies'):
+            ClutteredDigitsDataset(split='test', copies=bad)
+    with pytest.raises(ValueError, match='split'):
+        ClutteredDigitsDataset(split='dev')

@@ -56,8 +56,21 @@ POLICIES = {
     'ctkd': dict(type='rlkd_mm.CTKDTemperature', mode='global'),
     'logit_std': dict(type='rlkd_mm.LogitStdTemperature'),
     'dtkd': dict(type='rlkd_mm.DTKDTemperature'),
+    'cist': dict(type='rlkd_mm.CISTTemperature'),
     'rl': dict(type='rlkd_mm.RLTemperature'),
 }
+
+
+@MODELS.register_module(force=True)
+class PairWeightTemperature(FixedTemperature):
+    """T_s = 1, T_t = 3 and a weight 1, 2, 3, ... per instance (a planted policy)."""
+
+    def forward(self, student_logits, teacher_logits, gt_labels=None):
+        n = student_logits.shape[0]
+        t_s = student_logits.new_full((n,), 1.0)
+        t_t = student_logits.new_full((n,), 3.0)
+        weight = torch.arange(1, n + 1, dtype=student_logits.dtype)
+        return t_s, t_t, weight
 
 
 @MODELS.register_module(force=True)
@@ -482,6 +495,50 @@ def test_single_stage_kd_losses_match_independent_formula():
     # the default class-score KD weight is 0.1 (chosen on DigitsDet's validation split)
     assert float(losses['loss_kd']) == pytest.approx(0.1 * cls_kd / len(rows), rel=1e-4)
     assert float(losses['loss_ld']) == pytest.approx(0.25 * ld, rel=1e-4)
+
+
+@pytest.mark.parametrize('ld_temperature', ['pair', 'teacher'])
+def test_single_stage_policy_weight_and_ld_temperature(ld_temperature):
+    """A policy's per-instance weight multiplies both KD terms; ``ld_temperature='teacher'``
+    gives LD (T_t, T_t) while the class-score KD keeps the pair (T_s, T_t)."""
+    distiller = build_single(
+        'gfl',
+        temperature=dict(type='rlkd_mm.PairWeightTemperature'),
+        ld_temperature=ld_temperature,
+    )
+    data = make_batch(distiller)
+    losses = distiller.loss(data['inputs'], data['data_samples'])
+    # the distiller's positive order (level, image, prior) differs from positives_by_image_and_
+    # level's (image, level, prior): recompute per positive, then weight in the distiller's order
+    rows = positives_by_image_and_level(distiller, data)
+    assert len(rows) == int(losses['num_kd_instances']) > 0
+    bins = distiller.student.bbox_head.reg_max + 1
+    t_s, t_t = 1.0, 3.0
+    ld_ts = t_t if ld_temperature == 'teacher' else t_s
+    keyed = {}
+    for s_cls, t_cls, s_box, t_box, _ in rows:
+        p_t, p_s = torch.sigmoid(t_cls / t_t), torch.sigmoid(s_cls / t_s)
+        cls_kd = (p_t * torch.log(p_t / p_s) + (1 - p_t) * torch.log((1 - p_t) / (1 - p_s))).sum()
+        q_t = F.softmax(t_box.view(4, bins) / t_t, dim=1)
+        q_s = F.log_softmax(s_box.view(4, bins) / ld_ts, dim=1)
+        side_kl = (q_t * (q_t.log() - q_s)).sum(dim=1).mean()
+        ld = torch.sigmoid(s_cls).max() * side_kl * ld_ts * t_t
+        keyed[round(float(s_cls.sum()), 4)] = (float(cls_kd) * t_s * t_t, float(ld))
+    # the distiller's order: its flattened positives
+    head = distiller.student.bbox_head
+    with torch.no_grad():
+        s_outs = head(distiller.student.extract_feat(data['inputs']))
+    flat = torch.cat([m.permute(0, 2, 3, 1).reshape(-1, NUM_CLASSES) for m in s_outs[0]])
+    order = sorted(keyed, key=lambda k: int((flat.sum(1) - k).abs().argmin()))
+    cls_kd = sum((i + 1) * keyed[k][0] for i, k in enumerate(order))
+    ld = sum((i + 1) * keyed[k][1] for i, k in enumerate(order))
+    assert float(losses['loss_kd']) == pytest.approx(0.1 * cls_kd / len(rows), rel=1e-4)
+    assert float(losses['loss_ld']) == pytest.approx(0.25 * ld, rel=1e-4)
+
+
+def test_single_stage_ld_temperature_invalid():
+    with pytest.raises(ValueError, match='ld_temperature'):
+        build_single('gfl', ld_temperature='student')
 
 
 @pytest.mark.parametrize('kind', ['gfl', 'retina'])

@@ -57,6 +57,18 @@ def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
     assert metrics['accuracy/top1'] == results[0]['test'][0]
     best = max(results, key=lambda r: statistics.mean(r['val']))
     assert f'chosen on validation: {" ".join(best["options"])}' in out
+    assert '[sweep 1/2, 1 left, ETA' in out and '[sweep 2/2, 0 left' in out
+    table = (work / 'sweep.md').read_text()
+    assert 'tools/benchmark/sweep.py' in table and table.count('| optim_wrapper.optimizer.lr=') == 2
+
+    # another sweep (or a table) in a sibling work dir reuses the finished run of the same
+    # setting and seed through the shared run index instead of training it again
+    other = tmp_path / 'sweep_other'
+    sweep(config, other, '0.003', '0')
+    with open(other / 'sweep.json') as f:
+        reused = json.load(f)['results'][0]
+    assert reused['val'] == results[1]['val'] and reused['test'] == results[1]['test']
+    assert not (other / 'optimizer.lr-0.003_seed0' / 'final_metrics.json').exists()
 
     # a second sweep in the same work dir ranks its setting together with the first two and
     # reuses the finished run instead of training it again

@@ -57,17 +57,23 @@ def run_one(
     """Train ``config`` with ``seed`` in a subprocess, then evaluate the final model on the
     test split; returns the test metrics (read back from ``work_dir/final_metrics.json``).
 
-    With ``reuse``, a work dir whose ``final_metrics.json`` records the same
-    :func:`run_digest` (a finished run of the same config, options and seed, e.g. of an
-    interrupted table) is not trained again; one that trained anything else is retrained."""
+    With ``reuse``, a finished run of the same :func:`run_digest` (same config, options and
+    seed) is not trained again: the one in ``work_dir`` (e.g. of an interrupted table), or one
+    recorded by another sweep or table in ``run_index.json`` two levels above ``work_dir``
+    (``work_dirs/`` for ``work_dirs/<sweep or table>/<run>``), so a sweep's chosen setting is
+    reused by the table's rows. Reused metrics carry ``reused=True``. A work dir that trained
+    anything else is retrained."""
     done_file = osp.join(work_dir, 'final_metrics.json')
     digest = run_digest(config, seed, cfg_options)
-    if reuse and osp.isfile(done_file):
-        with open(done_file) as f:
-            metrics = json.load(f)
-        if metrics.get('run_digest') == digest:
-            metrics.setdefault('wall_s', float('nan'))
-            return metrics
+    if reuse:
+        for candidate in (done_file, _indexed_run(work_dir, digest)):
+            if candidate and osp.isfile(candidate):
+                with open(candidate) as f:
+                    metrics = json.load(f)
+                if metrics.get('run_digest') == digest:
+                    metrics.setdefault('wall_s', float('nan'))
+                    metrics['reused'] = True
+                    return metrics
     os.makedirs(work_dir, exist_ok=True)
     cmd = [
         _python(),
@@ -99,7 +105,37 @@ def run_one(
     metrics['run_digest'] = digest
     with open(done_file, 'w') as f:
         json.dump(metrics, f, indent=1, sort_keys=True)
+    _index_run(work_dir, digest, done_file)
+    metrics['reused'] = False
     return metrics
+
+
+def run_index_file(work_dir: str) -> str:
+    """The run index shared by the runs whose work dirs lie two levels below the same folder."""
+    return osp.join(osp.dirname(osp.dirname(osp.abspath(work_dir))), 'run_index.json')
+
+
+def _read_run_index(work_dir: str) -> Dict[str, str]:
+    try:
+        with open(run_index_file(work_dir)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _indexed_run(work_dir: str, digest: str) -> Optional[str]:
+    """The ``final_metrics.json`` of a finished run with this digest, if one is recorded."""
+    return _read_run_index(work_dir).get(digest)
+
+
+def _index_run(work_dir: str, digest: str, done_file: str) -> None:
+    index = _read_run_index(work_dir)
+    index[digest] = osp.abspath(done_file)
+    path = run_index_file(work_dir)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(index, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
 
 
 _PROGRESS = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta: (\S+)')

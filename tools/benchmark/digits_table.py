@@ -5,9 +5,12 @@ distillation config for every seed; every run is evaluated on the test split wit
 weights (never a selected epoch). Prints a markdown table and writes the raw numbers to ``--out``
 after every row, so an interrupted run keeps what it measured.
 
-    python tools/benchmark/digits_table.py --task cls --seeds 0 1 2
-    python tools/benchmark/digits_table.py --task det --seeds 0 1 2 \
+    python tools/benchmark/digits_table.py --task cls --seeds 0 1 2 3 4
+    python tools/benchmark/digits_table.py --task det --seeds 0 1 2 3 4 \
         --only det_student_gfl.py gfl_ld_fixed.py gfl_ld_rlkd.py
+
+The paired difference is each distillation row's value minus fixed-T KD's on the same seed,
+mean ± std over seeds (the baseline row runs first).
 """
 
 import argparse
@@ -15,6 +18,7 @@ import json
 import os
 import os.path as osp
 import sys
+import time
 
 from mmengine.config import Config
 
@@ -29,6 +33,10 @@ from tools.benchmark.common import (  # noqa: E402
     run_one,
 )
 
+# Rows: (name, config, extra cfg-options). Every config holds the setting chosen on the
+# validation split (see the README for the sweeps); RLKD's reward modes differ in one option.
+_INFLUENCE = ['custom_hooks.0.reward=influence']
+_BATCH = ['custom_hooks.0.reward=batch']
 TASKS = dict(
     cls=dict(
         teacher='configs/digits/cls_teacher_cnn.py',
@@ -36,16 +44,20 @@ TASKS = dict(
         metric='accuracy/top1',
         scale=1.0,
         header='top-1 (%)',
+        baseline='configs/digits/cls_kd_fixed.py',
         rows=[
-            ('student alone', 'configs/digits/cls_student_cnn.py'),
-            ('KD, fixed T=4', 'configs/digits/cls_kd_fixed.py'),
-            ('KD + RLKD', 'configs/digits/cls_kd_rlkd.py'),
-            ('KD + CTKD (global)', 'configs/digits/cls_kd_ctkd_global.py'),
-            ('KD + logit std.', 'configs/digits/cls_kd_logitstd.py'),
-            ('KD + DTKD', 'configs/digits/cls_kd_dtkd.py'),
-            ('DKD, fixed T=4', 'configs/digits/cls_dkd_fixed.py'),
-            ('DKD + RLKD', 'configs/digits/cls_dkd_rlkd.py'),
-            ('KD + CTKD (instance)', 'configs/digits/cls_kd_ctkd_instance.py'),
+            ('student alone', 'configs/digits/cls_student_cnn.py', []),
+            ('KD, fixed T', 'configs/digits/cls_kd_fixed.py', []),
+            ('KD + RLKD (instance reward)', 'configs/digits/cls_kd_rlkd.py', []),
+            ('KD + RLKD (influence reward)', 'configs/digits/cls_kd_rlkd.py', _INFLUENCE),
+            ('KD + RLKD (batch reward)', 'configs/digits/cls_kd_rlkd.py', _BATCH),
+            ('KD + CTKD (global)', 'configs/digits/cls_kd_ctkd_global.py', []),
+            ('KD + logit std.', 'configs/digits/cls_kd_logitstd.py', []),
+            ('KD + DTKD', 'configs/digits/cls_kd_dtkd.py', []),
+            ('KD + CIST', 'configs/digits/cls_kd_cist.py', []),
+            ('DKD, fixed T', 'configs/digits/cls_dkd_fixed.py', []),
+            ('DKD + RLKD', 'configs/digits/cls_dkd_rlkd.py', []),
+            ('KD + CTKD (instance)', 'configs/digits/cls_kd_ctkd_instance.py', []),
         ],
     ),
     det=dict(
@@ -54,24 +66,34 @@ TASKS = dict(
         metric='coco/bbox_mAP',
         scale=100.0,
         header='mAP',
+        baseline='configs/digits/gfl_ld_fixed.py',
         rows=[
-            ('student alone', 'configs/digits/det_student_gfl.py'),
-            ('LD + cls KD, fixed T=4', 'configs/digits/gfl_ld_fixed.py'),
-            ('LD + cls KD, RLKD', 'configs/digits/gfl_ld_rlkd.py'),
-            ('LD + cls KD, CTKD', 'configs/digits/gfl_ld_ctkd.py'),
-            ('LD + cls KD, logit std.', 'configs/digits/gfl_ld_logitstd.py'),
-            ('LD + cls KD, DTKD', 'configs/digits/gfl_ld_dtkd.py'),
+            ('student alone', 'configs/digits/det_student_gfl.py', []),
+            ('LD + cls KD, fixed T=4', 'configs/digits/gfl_ld_fixed.py', []),
+            ('LD + cls KD, RLKD (instance reward)', 'configs/digits/gfl_ld_rlkd.py', []),
+            ('LD + cls KD, RLKD (influence reward)', 'configs/digits/gfl_ld_rlkd.py', _INFLUENCE),
+            ('LD + cls KD, RLKD (batch reward)', 'configs/digits/gfl_ld_rlkd.py', _BATCH),
+            ('LD + cls KD, CTKD', 'configs/digits/gfl_ld_ctkd.py', []),
+            ('LD + cls KD, logit std.', 'configs/digits/gfl_ld_logitstd.py', []),
+            ('LD + cls KD, DTKD', 'configs/digits/gfl_ld_dtkd.py', []),
+            ('LD + cls KD, CIST', 'configs/digits/gfl_ld_cist.py', []),
         ],
     ),
 )
 
 
+def paired_difference(values, baseline):
+    """Mean ± std over seeds of ``value - baseline value`` (the same seed on both sides)."""
+    diffs = [v - b for v, b in zip(values, baseline)]
+    return mean_std(diffs) if len(diffs) > 1 else f'{diffs[0]:+.2f}'
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', choices=sorted(TASKS), default='cls')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     parser.add_argument('--epochs', type=int, help='override max_epochs of every student run')
-    parser.add_argument('--only', nargs='+', help='config file names of the rows to run')
+    parser.add_argument('--only', nargs='+', help='names or config file names of the rows to run')
     parser.add_argument('--work-dir', help='default work_dirs/digits_<task>_table')
     parser.add_argument('--out', help='default work_dirs/digits_<task>_table.json')
     args = parser.parse_args()
@@ -86,42 +108,83 @@ def main():
         osp.join(ROOT, task['teacher']), osp.join(ROOT, task['teacher_ckpt']), metric
     )
     options = [f'train_cfg.max_epochs={args.epochs}'] if args.epochs else []
+    selected = [
+        row
+        for row in task['rows']
+        if not args.only or row[0] in args.only or osp.basename(row[1]) in args.only
+    ]
     results = {'teacher': dict(config=task['teacher'], values=[scale * teacher[metric]])}
+    header = [
+        'method',
+        'config',
+        f'{task["header"]} test, final epoch',
+        'paired diff. to fixed T',
+        f'{task["header"]} val',
+        'seeds',
+        's / run',
+    ]
     rows = [
         (
             'teacher',
             task['teacher'],
             f'{scale * teacher[metric]:.2f}',
+            '',
+            f'{scale * teacher.get("val/" + metric, float("nan")):.2f}',
             '1',
             f'{teacher["wall_s"]:.0f}',
         )
     ]
-    for name, config in task['rows']:
-        if args.only and osp.basename(config) not in args.only:
-            continue
-        values, times = [], []
+    total, done, trained, start = len(selected) * len(args.seeds), 0, 0, time.time()
+    baseline_values = None
+    for name, config, row_options in selected:
+        values, val_values, times = [], [], []
         is_distiller = 'teacher_ckpt' in Config.fromfile(osp.join(ROOT, config)).model
         for seed in args.seeds:
             stem = osp.splitext(osp.basename(config))[0]
-            extra = list(options)
+            tag = '_'.join(o.split('=')[-1] for o in row_options)
+            extra = list(options) + list(row_options)
             if is_distiller:
                 extra.append(f'model.teacher_ckpt={task["teacher_ckpt"]}')
             metrics = run_one(
-                osp.join(ROOT, config), osp.join(work_root, f'{stem}_seed{seed}'), seed, extra
+                osp.join(ROOT, config),
+                osp.join(work_root, f'{stem}{"_" + tag if tag else ""}_seed{seed}'),
+                seed,
+                extra,
             )
             values.append(scale * metrics[metric])
+            val_values.append(scale * metrics.get(f'val/{metric}', float('nan')))
             times.append(metrics['wall_s'])
-            print(f'{name:26s} seed {seed}: {values[-1]:.2f} ({times[-1]:.0f} s)', flush=True)
-        results[name] = dict(config=config, values=values, wall_s=times)
+            done += 1
+            trained += not metrics.get('reused', False)
+            eta = (time.time() - start) / max(trained, 1) * (total - done)
+            print(
+                f'[table {done}/{total}, {total - done} left, ETA {eta:.0f} s] '
+                f'{name} seed {seed}: {values[-1]:.2f} ({times[-1]:.0f} s)',
+                flush=True,
+            )
+        if config == task['baseline'] and not row_options:
+            baseline_values = values
+        results[name] = dict(
+            config=config, options=row_options, values=values, val=val_values, wall_s=times
+        )
+        diff = '—'
+        if baseline_values is not None and config != task['baseline']:
+            diff = paired_difference(values, baseline_values)
         rows.append(
-            (name, config, mean_std(values), str(len(values)), f'{sum(times) / len(times):.0f}')
+            (
+                name,
+                ' '.join([config, *row_options]),
+                mean_std(values),
+                diff if 'teacher_ckpt' in Config.fromfile(osp.join(ROOT, config)).model else '',
+                mean_std(val_values),
+                str(len(values)),
+                f'{sum(times) / len(times):.0f}',
+            )
         )
         os.makedirs(osp.dirname(out), exist_ok=True)
         with open(out, 'w') as f:
             json.dump(dict(results=results, seeds=args.seeds), f, indent=1)
-    table = markdown_table(
-        ['method', 'config', f'{task["header"]} test, final epoch', 'seeds', 's / run'], rows
-    )
+    table = markdown_table(header, rows)
     print(table)
     with open(out, 'w') as f:
         json.dump(dict(results=results, table=table, seeds=args.seeds), f, indent=1)

@@ -5,7 +5,9 @@ Each setting (one value per swept key, all combinations) is trained for every se
 choose) and on the test split (reported only). Settings are ranked by the validation metric, so
 the choice never looks at the test split. Results accumulate in ``<work dir>/sweep.json``: a later
 sweep of the same config and work dir ranks its settings together with the earlier ones, and
-finished runs are not trained again.
+finished runs are not trained again (nor runs of the same setting and seed made by another sweep
+or table, see ``run_one``). Progress (runs done / left, ETA) is printed as runs finish; the ranked
+markdown table is printed and written to ``<work dir>/sweep.md`` (or ``--out``).
 
     python tools/benchmark/sweep.py configs/digits/gfl_ld_fixed.py \
         --grid model.kd_loss.loss_weight=1.0,0.3,0.1 --seeds 0
@@ -18,6 +20,7 @@ import os
 import os.path as osp
 import statistics
 import sys
+import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -44,6 +47,7 @@ def main():
     parser.add_argument('--scale', type=float, default=100.0, help='multiplier for the table')
     parser.add_argument('--cfg-options', nargs='+', default=[], help='fixed extra options')
     parser.add_argument('--work-dir', help='default work_dirs/sweep_<config stem>')
+    parser.add_argument('--out', help='markdown table file, default <work dir>/sweep.md')
     args = parser.parse_args()
 
     stem = osp.splitext(osp.basename(args.config))[0]
@@ -57,7 +61,9 @@ def main():
             record = json.load(f)
         if record.get('config') == args.config and record.get('metric') == args.metric:
             results = record['results']
-    for values in itertools.product(*(vals for _, vals in grid)):
+    settings = list(itertools.product(*(vals for _, vals in grid)))
+    total, done, start, trained = len(settings) * len(args.seeds), 0, time.time(), 0
+    for values in settings:
         options = [f'{key}={value}' for (key, _), value in zip(grid, values)]
         tag = '_'.join(
             f'{".".join(key.split(".")[-2:])}-{value}' for (key, _), value in zip(grid, values)
@@ -73,7 +79,12 @@ def main():
             )
             val.append(args.scale * metrics[f'val/{args.metric}'])
             test.append(args.scale * metrics[args.metric])
+            done += 1
+            trained += not metrics.get('reused', False)
+            per_run = (time.time() - start) / max(trained, 1)
             print(
+                f'[sweep {done}/{total}, {total - done} left, '
+                f'ETA {per_run * (total - done):.0f} s] '
                 f'{" ".join(options)} seed {seed}: val {val[-1]:.2f} test {test[-1]:.2f}',
                 flush=True,
             )
@@ -94,8 +105,15 @@ def main():
         )
         for r in results
     ]
-    print(markdown_table(['setting', 'seeds', f'val {args.metric}', f'test {args.metric}'], rows))
-    print(f'chosen on validation: {" ".join(results[0]["options"])}')
+    table = markdown_table(['setting', 'seeds', f'val {args.metric}', f'test {args.metric}'], rows)
+    chosen = f'chosen on validation: {" ".join(results[0]["options"])}'
+    print(table)
+    print(chosen)
+    out = args.out or osp.join(work_root, 'sweep.md')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        command = ' '.join(['python', 'tools/benchmark/sweep.py', *sys.argv[1:]])
+        f.write(f'`{command}`\n\n{table}\n\n{chosen}\n')
 
 
 if __name__ == '__main__':

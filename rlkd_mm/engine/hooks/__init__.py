@@ -1,5 +1,6 @@
+from .kd_warmup_hook import KDWarmupHook
 from .random_state_hook import RandomStateHook
 from .rlkd_hook import RLKDHook
 from .teacher_val_hook import TeacherValHook
 
-__all__ = ['RLKDHook', 'RandomStateHook', 'TeacherValHook']
+__all__ = ['KDWarmupHook', 'RLKDHook', 'RandomStateHook', 'TeacherValHook']

@@ -115,6 +115,18 @@ class BaseDistiller(BaseModel):
         # iteration (plain attributes: never saved, moved or synchronised).
         self._reward_cache: Optional[Dict[str, Any]] = None
         self._probe_cache: Optional[Dict[str, Any]] = None
+        # Multiplier of the KD terms, set per iteration by KDWarmupHook (1 without it).
+        self.kd_warmup_factor = 1.0
+
+    #: Loss keys of the distillation terms (what ``kd_warmup_factor`` scales).
+    kd_loss_keys: Tuple[str, ...] = ('loss_kd', 'loss_ld', 'loss_reg_kd')
+
+    def apply_kd_warmup(self, losses: Dict[str, Tensor]) -> None:
+        """Scale the distillation terms of ``losses`` by ``kd_warmup_factor`` (in place)."""
+        if self.kd_warmup_factor != 1.0:
+            for key in self.kd_loss_keys:
+                if key in losses:
+                    losses[key] = losses[key] * self.kd_warmup_factor
 
     #: Per-instance reward modes of ``RLKDHook`` this distiller can measure.
     reward_modes: Tuple[str, ...] = ('instance',)
@@ -163,8 +175,11 @@ class BaseDistiller(BaseModel):
 
     def choose_temperatures(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
-    ) -> Tuple[Tuple[Tensor, Tensor], Dict[str, Tensor]]:
-        """Temperatures of the instances and their statistics for the log.
+    ) -> Tuple[Tuple[Tensor, Tensor], Optional[Tensor], Dict[str, Tensor]]:
+        """Temperatures (and KD weights) of the instances and their statistics for the log.
+
+        A policy returns ``(T_s, T_t)`` or ``(T_s, T_t, weight)``; the weight (CIST) multiplies
+        each instance's KD term.
 
         Args:
             student_logits (Tensor): [N, C], with gradient (logit standardisation uses it).
@@ -172,17 +187,28 @@ class BaseDistiller(BaseModel):
             gt_labels (Tensor, optional): [N] ground-truth labels.
 
         Returns:
-            tuple: ``((T_student[N], T_teacher[N]), stats)`` where ``stats`` holds the non-loss
-            scalars ``t_mean``, ``t_std``, ``t_min``, ``t_max`` (of the student temperature).
+            tuple: ``((T_student[N], T_teacher[N]), weight[N] | None, stats)`` where ``stats``
+            holds the non-loss scalars ``t_mean``, ``t_std``, ``t_min``, ``t_max`` (of the
+            student temperature) and, with a weight, ``kd_weight_std``.
         """
         self._check_finite('student logits', student_logits.detach())
         self._check_finite('teacher logits', teacher_logits)
-        t_student, t_teacher = self.temperature(student_logits, teacher_logits, gt_labels)
+        out = self.temperature(student_logits, teacher_logits, gt_labels)
+        if not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
+            raise TypeError(
+                f'{type(self.temperature).__name__} must return (T_s, T_t) or '
+                f'(T_s, T_t, weight), got {type(out).__name__} of length '
+                f'{len(out) if isinstance(out, (tuple, list)) else "-"}'
+            )
+        t_student, t_teacher = out[0], out[1]
+        weight = out[2].detach() if len(out) == 3 else None
         stats = {}
         if t_student.numel() > 0:
             t = t_student.detach()
             stats = dict(t_mean=t.mean(), t_std=t.std(unbiased=False), t_min=t.min(), t_max=t.max())
-        return (t_student, t_teacher), stats
+            if weight is not None:
+                stats['kd_weight_std'] = weight.std(unbiased=False)
+        return (t_student, t_teacher), weight, stats
 
     def record_task_loss(self, losses: Dict[str, Tensor]) -> None:
         """Tell the policy the student's own (task) loss of this batch."""

@@ -124,13 +124,18 @@ class ClassifierDistiller(BaseDistiller):
             teacher_logits = self.teacher(inputs, mode='tensor')
 
         gt_labels = self._hard_labels(data_samples).to(student_logits.device)
-        temperatures, stats = self.choose_temperatures(student_logits, teacher_logits, gt_labels)
+        temperatures, weight, stats = self.choose_temperatures(
+            student_logits, teacher_logits, gt_labels
+        )
         if self._needs_labels:
-            loss_kd = self.kd_loss(student_logits, teacher_logits, temperatures, gt_labels)
+            loss_kd = self.kd_loss(
+                student_logits, teacher_logits, temperatures, gt_labels, weight=weight
+            )
         else:
-            loss_kd = self.kd_loss(student_logits, teacher_logits, temperatures)
+            loss_kd = self.kd_loss(student_logits, teacher_logits, temperatures, weight=weight)
         self.record_task_loss(losses)
         losses['loss_kd'] = loss_kd
+        self.apply_kd_warmup(losses)
         if reward_mode is not None:
             self._cache_rewards(reward_mode, inputs, data_samples, student_logits, features, losses)
         losses.update(stats)

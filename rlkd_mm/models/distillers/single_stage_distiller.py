@@ -65,7 +65,11 @@ class SingleStageDetDistiller(BaseDistiller):
     4. ``kd_loss`` (``InstanceSigmoidKDLoss``) on the [P, C] logits, averaged over the
        positives (``avg_factor`` = number of positives, averaged over ranks as the head's own
        ``avg_factor``), and, for GFL, ``ld_loss`` (``InstanceLDLoss``) on the box-side
-       distribution logits [P, 4, R + 1]; the 4 sides share their prior's temperature.
+       distribution logits [P, 4, R + 1]; the 4 sides share their prior's temperature. With
+       ``ld_temperature='teacher'`` the LD term uses the teacher temperature T_t for both
+       distributions (one temperature per prior) while the class-score term keeps the pair: a
+       policy that softens student and teacher differently (logit standardisation, DTKD, CIST)
+       would otherwise ask for box distributions flatter or sharper than the teacher's.
 
     LD weighting follows mmdet's ``LDHead``: each positive is weighted by the student's
     (detached) highest class score, the confidence GFL also weights its box losses with, and the
@@ -97,6 +101,9 @@ class SingleStageDetDistiller(BaseDistiller):
         ld_loss (dict, optional): LD loss on the box-side distributions; needs GFL heads on both
             sides. ``None`` disables it (required for RetinaNet / ATSS). The default weight
             0.25 / 17 is mmdet's LD weight 0.25 for GFL's default ``reg_max`` = 16.
+        ld_temperature (str): ``'pair'`` (default): LD gets the policy's (T_s, T_t) as the
+            class-score term does; ``'teacher'``: LD gets (T_t, T_t). A policy's per-instance
+            KD weight (CIST) multiplies both terms.
 
     Example:
         >>> model = dict(
@@ -122,7 +129,12 @@ class SingleStageDetDistiller(BaseDistiller):
         data_preprocessor: Optional[dict] = None,
         init_cfg: Optional[dict] = None,
         cls_kd_loss: Any = _UNSET,
+        ld_temperature: str = 'pair',
     ) -> None:
+        if ld_temperature not in ('pair', 'teacher'):
+            raise ValueError(
+                f"ld_temperature must be 'pair' or 'teacher', got ld_temperature={ld_temperature!r}"
+            )
         if cls_kd_loss is not _UNSET:
             warnings.warn(
                 'SingleStageDetDistiller: cls_kd_loss is renamed kd_loss (the name the other '
@@ -139,6 +151,7 @@ class SingleStageDetDistiller(BaseDistiller):
             init_cfg=init_cfg,
         )
         check_score_type(self.temperature, 'sigmoid')
+        self.ld_temperature = ld_temperature
         self.family = self._check_models()
         self.kd_loss = MODELS.build(kd_loss) if kd_loss is not None else None
         if ld_loss is not None and not (
@@ -356,7 +369,7 @@ class SingleStageDetDistiller(BaseDistiller):
         pos_labels = labels[pos]
         num_pos = pos.numel()
 
-        temperatures, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
+        temperatures, kd_weight, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
 
         if self.kd_loss is not None:
             # normalised like the head's own classification loss: by the positives, averaged over
@@ -364,7 +377,9 @@ class SingleStageDetDistiller(BaseDistiller):
             # ranks' collectives would no longer pair up.
             avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
             if num_pos > 0:
-                losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures, avg_factor=avg)
+                losses['loss_kd'] = self.kd_loss(
+                    s_cls, t_cls, temperatures, weight=kd_weight, avg_factor=avg
+                )
             else:
                 losses['loss_kd'] = _zero_like_sum(s_outs[0])
         if self.ld_loss is not None:
@@ -373,12 +388,18 @@ class SingleStageDetDistiller(BaseDistiller):
                 s_box = _flatten_levels(s_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
                 t_box = _flatten_levels(t_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
                 weight = s_cls.detach().sigmoid().max(dim=1)[0]
+                if kd_weight is not None:
+                    weight = weight * kd_weight
+                ld_temperatures = temperatures
+                if self.ld_temperature == 'teacher':
+                    ld_temperatures = (temperatures[1], temperatures[1])
                 losses['loss_ld'] = self.ld_loss(
-                    s_box, t_box, temperatures, weight=weight, avg_factor=1.0
+                    s_box, t_box, ld_temperatures, weight=weight, avg_factor=1.0
                 )
             else:
                 losses['loss_ld'] = _zero_like_sum(s_outs[1])
 
+        self.apply_kd_warmup(losses)
         losses['num_kd_instances'] = s_cls.new_tensor(float(num_pos))
         losses.update(stats)
         if reward_mode is not None:

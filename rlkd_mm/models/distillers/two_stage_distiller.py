@@ -234,17 +234,18 @@ class TwoStageDetDistiller(BaseDistiller):
         with torch.no_grad():
             t_results = self.teacher.roi_head._bbox_forward(self.teacher.extract_feat(inputs), rois)
         s_cls, t_cls = s_results['cls_score'], t_results['cls_score']
-        temperatures, stats = self.choose_temperatures(s_cls, t_cls, roi_labels)
+        temperatures, weight, stats = self.choose_temperatures(s_cls, t_cls, roi_labels)
         if s_cls.shape[0] == 0:
             losses['loss_kd'] = s_cls.sum() * 0
         elif self._needs_labels:
-            losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures, roi_labels)
+            losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures, roi_labels, weight=weight)
         else:
-            losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures)
+            losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures, weight=weight)
         if self.reg_kd_loss is not None:
             losses['loss_reg_kd'] = self._reg_kd(
                 s_results['bbox_pred'], t_results['bbox_pred'], roi_labels
             )
+        self.apply_kd_warmup(losses)
         losses['num_kd_instances'] = s_cls.new_tensor(float(s_cls.shape[0]))
         losses.update(stats)
         if reward_mode is not None:

@@ -106,3 +106,27 @@ def test_progress_line_reads_mmengine_log(tmp_path, capsys):
     )
     report_progress('empty', str(tmp_path / 'absent.log'), 1.0)
     assert capsys.readouterr().out == ''
+
+
+def test_run_digest_follows_the_distiller_files(tmp_path):
+    """A retrained teacher (new checkpoint bytes) or an edited student / teacher config makes a
+    distillation run new; restating a config value does not."""
+    from tools.benchmark.common import run_digest
+
+    student, teacher, ckpt = tmp_path / 's.py', tmp_path / 't.py', tmp_path / 't.pth'
+    student.write_text('model = dict(type="A", width=8)\n')
+    teacher.write_text('model = dict(type="A", width=16)\n')
+    ckpt.write_bytes(b'first teacher')
+    config = tmp_path / 'kd.py'
+    config.write_text(
+        f'model = dict(type="D", student="{student}", teacher="{teacher}", '
+        f'teacher_ckpt="{ckpt}", temperature=dict(temperature=4.0))\n'
+    )
+    base = run_digest(str(config), 0)
+    assert run_digest(str(config), 0, ['model.temperature.temperature=4.0']) == base
+    assert run_digest(str(config), 1) != base
+    ckpt.write_bytes(b'retrained teacher')
+    retrained = run_digest(str(config), 0)
+    assert retrained != base
+    teacher.write_text('model = dict(type="A", width=32)\n')
+    assert run_digest(str(config), 0) not in (base, retrained)

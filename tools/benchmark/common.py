@@ -33,7 +33,9 @@ def run_digest(config: str, seed: int, cfg_options: Sequence[str] = ()) -> str:
     """Hash of what a run trains: the config with ``cfg_options`` merged in, and the seed.
 
     Equivalent settings hash alike (an option that restates the config's value changes
-    nothing), so a finished run is reused exactly when it trained the same thing."""
+    nothing), so a finished run is reused exactly when it trained the same thing. A distiller's
+    student / teacher given as config paths count by their resolved content, and its teacher
+    checkpoint by the file's bytes: a retrained teacher makes every distillation run new."""
     import argparse
 
     from mmengine.config import Config, DictAction
@@ -43,7 +45,17 @@ def run_digest(config: str, seed: int, cfg_options: Sequence[str] = ()) -> str:
         parser = argparse.ArgumentParser()
         parser.add_argument('--cfg-options', nargs='+', action=DictAction)
         cfg.merge_from_dict(parser.parse_args(['--cfg-options', *cfg_options]).cfg_options)
-    return hashlib.sha256(f'{cfg.pretty_text}\nseed={seed}'.encode()).hexdigest()[:12]
+    parts = [cfg.pretty_text, f'seed={seed}']
+    model = cfg.get('model', {})
+    for key in ('student', 'teacher'):
+        path = model.get(key)
+        if isinstance(path, str) and osp.isfile(path):
+            parts.append(f'{key}={config_digest(path)}')
+    ckpt = model.get('teacher_ckpt')
+    if isinstance(ckpt, str) and osp.isfile(osp.join(ROOT, ckpt)):
+        with open(osp.join(ROOT, ckpt), 'rb') as f:
+            parts.append(f'teacher_ckpt={hashlib.sha256(f.read()).hexdigest()[:12]}')
+    return hashlib.sha256('\n'.join(parts).encode()).hexdigest()[:12]
 
 
 def run_one(

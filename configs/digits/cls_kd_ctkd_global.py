@@ -1,5 +1,7 @@
 # KD with CTKD's curriculum temperature: one learnable T, trained adversarially (gradient
 # reversal) by the student's optimizer; the reversal strength ramps 0 -> 1 over ~5 epochs.
+# The range [1, 5] was chosen on the validation split among t_max = 5, 10, 21 (global mode;
+# tools/benchmark/digits_cls_sweeps.sh); the instance mode uses the same range.
 _base_ = ['./cls_kd_fixed.py']
 
 model = dict(
@@ -8,7 +10,7 @@ model = dict(
         type='rlkd_mm.CTKDTemperature',
         mode='global',
         t_min=1.0,
-        t_max=21.0,
+        t_max=5.0,
         t_init=4.0,
         ramp_iters=85,
     ))

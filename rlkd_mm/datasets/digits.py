@@ -8,7 +8,7 @@ from PIL import Image
 
 from rlkd_mm.registry import DATASETS
 
-from .digits_clutter import load_cluttered_digits_split
+from .digits_clutter import check_copies, load_cluttered_digits_split
 from .digits_source import CLASSES, check_split, check_split_seed, load_digits_split
 
 
@@ -145,9 +145,7 @@ class ClutteredDigitsDataset(DigitsDataset):
         gen_seed: int = 0,
         **kwargs,
     ) -> None:
-        if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
-            raise ValueError(f'copies must be an int >= 1, got copies={copies!r}')
-        self.copies = int(copies)
+        self.copies = check_copies(copies)
         self.gen_seed = check_split_seed(gen_seed)
         super().__init__(split=split, img_size=img_size, split_seed=split_seed, **kwargs)
 

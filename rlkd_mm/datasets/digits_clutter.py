@@ -99,6 +99,13 @@ def clutter_digits(
     return out, source, difficulty
 
 
+def check_copies(copies: int) -> int:
+    """Return ``copies`` if it is an int >= 1, else raise a ``ValueError`` naming it."""
+    if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
+        raise ValueError(f'copies must be an int >= 1, got copies={copies!r}')
+    return int(copies)
+
+
 def load_cluttered_digits_split(
     split: str, img_size: int = 32, copies: int = 1, split_seed: int = 0, gen_seed: int = 0
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,9 +124,8 @@ def load_cluttered_digits_split(
     check_split(split)
     split_seed = check_split_seed(split_seed)
     gen_seed = check_split_seed(gen_seed)
-    if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
-        raise ValueError(f'copies must be an int >= 1, got copies={copies!r}')
+    copies = check_copies(copies)
     images, labels = load_digits_split(split, split_seed)
     rng = np.random.default_rng([gen_seed, split_seed, SPLITS.index(split)])
-    out, source, difficulty = clutter_digits(images, int(img_size), int(copies), rng)
+    out, source, difficulty = clutter_digits(images, int(img_size), copies, rng)
     return out, labels[source], difficulty

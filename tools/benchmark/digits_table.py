@@ -139,12 +139,12 @@ def main():
     for name, config, row_options in selected:
         values, val_values, times = [], [], []
         is_distiller = 'teacher_ckpt' in Config.fromfile(osp.join(ROOT, config)).model
+        stem = osp.splitext(osp.basename(config))[0]
+        tag = '_'.join(o.split('=')[-1] for o in row_options)
+        extra = list(options) + list(row_options)
+        if is_distiller:
+            extra.append(f'model.teacher_ckpt={task["teacher_ckpt"]}')
         for seed in args.seeds:
-            stem = osp.splitext(osp.basename(config))[0]
-            tag = '_'.join(o.split('=')[-1] for o in row_options)
-            extra = list(options) + list(row_options)
-            if is_distiller:
-                extra.append(f'model.teacher_ckpt={task["teacher_ckpt"]}')
             metrics = run_one(
                 osp.join(ROOT, config),
                 osp.join(work_root, f'{stem}{"_" + tag if tag else ""}_seed{seed}'),
@@ -175,7 +175,7 @@ def main():
                 name,
                 ' '.join([config, *row_options]),
                 mean_std(values),
-                diff if 'teacher_ckpt' in Config.fromfile(osp.join(ROOT, config)).model else '',
+                diff if is_distiller else '',
                 mean_std(val_values),
                 str(len(values)),
                 f'{sum(times) / len(times):.0f}',

@@ -10,8 +10,9 @@ from test_tools.test_train_test_tools import run_tool, small_cls_config
 from tools.benchmark.sweep import parse_grid
 
 
-def sweep(config, work, values, *seeds, options=()):
+def sweep(config, work, values, *seeds, options=(), jobs=1):
     seed_args = ['--seeds', *seeds] if seeds else []
+    seed_args += ['--jobs', str(jobs)]
     option_args = ['--cfg-options', *options] if options else []
     return run_tool(
         'tools/benchmark/sweep.py',
@@ -40,7 +41,7 @@ def test_parse_grid():
 def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
     config = small_cls_config(tmp_path)
     work = tmp_path / 'sweep'
-    out = sweep(config, work, '0.0,0.003', '0')
+    out = sweep(config, work, '0.0,0.003', '0', jobs=2)  # both settings train at once
     with open(work / 'sweep.json') as f:
         results = json.load(f)['results']
     assert [r['options'] for r in results] == [
@@ -130,3 +131,48 @@ def test_run_digest_follows_the_distiller_files(tmp_path):
     assert retrained != base
     teacher.write_text('model = dict(type="A", width=32)\n')
     assert run_digest(str(config), 0) not in (base, retrained)
+
+
+def test_run_many_runs_jobs_at_once_and_indexes_every_run(tmp_path, monkeypatch):
+    """``run_many`` returns the metrics in the order of the specs, gives each of its parallel
+    subprocesses ``cores // jobs`` threads, and every finished run lands in the shared run
+    index (concurrent writers under the lock) so a rerun reuses all of them."""
+    import os
+    import stat
+
+    from tools.benchmark import common
+
+    # a stand-in interpreter: "<python> run_one.py CONFIG --work-dir DIR --seed S" sleeps, then
+    # writes the metrics run_one reads back, recording its thread setting and the overlap
+    fake = tmp_path / 'fake_python'
+    fake.write_text(
+        '#!/bin/sh\n'
+        f'echo start >> {tmp_path}/events\n'
+        'sleep 1.5\n'
+        f'echo end >> {tmp_path}/events\n'
+        'echo "{\\"acc\\": $6, \\"omp\\": \\"$OMP_NUM_THREADS\\"}" > "$4/final_metrics.json"\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(common, '_python', lambda: str(fake))
+    config = tmp_path / 'cfg.py'
+    config.write_text('model = dict(type="A")\n')
+    root = tmp_path / 'work_dirs' / 'table'
+    specs = [dict(config=str(config), work_dir=str(root / f'r{s}'), seed=s) for s in range(4)]
+    seen = []
+    metrics = common.run_many(specs, jobs=2, on_done=lambda i, m: seen.append(i))
+    assert [m['acc'] for m in metrics] == [0, 1, 2, 3]
+    assert sorted(seen) == [0, 1, 2, 3]
+    expected_threads = str(max(1, (os.cpu_count() or 1) // 2))
+    assert {m['omp'] for m in metrics} == {expected_threads}
+    assert not any(m['reused'] for m in metrics)
+    # two runs overlapped: the second started before the first ended
+    assert (tmp_path / 'events').read_text().split()[:2] == ['start', 'start']
+    with open(common.run_index_file(specs[0]['work_dir'])) as f:
+        index = json.load(f)
+    assert sorted(index.values()) == sorted(
+        osp.abspath(osp.join(s['work_dir'], 'final_metrics.json')) for s in specs
+    )
+    again = common.run_many(specs, jobs=2)
+    assert all(m['reused'] for m in again) and [m['acc'] for m in again] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match='jobs must be >= 1'):
+        common.run_many(specs, jobs=0)

@@ -1,6 +1,7 @@
 """Shared helpers of the benchmark and demo scripts: cached teachers, one train+test run per
 subprocess, mean ± std tables."""
 
+import fcntl
 import hashlib
 import json
 import os
@@ -10,8 +11,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Callable, Dict, List, Optional, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CACHE = os.environ.get('RLKD_MM_CACHE', osp.join(osp.expanduser('~'), '.cache', 'rlkd_mm'))
@@ -65,6 +68,7 @@ def run_one(
     cfg_options: Sequence[str] = (),
     log_file: Optional[str] = None,
     reuse: bool = True,
+    threads: Optional[int] = None,
 ) -> Dict[str, float]:
     """Train ``config`` with ``seed`` in a subprocess, then evaluate the final model on the
     test split; returns the test metrics (read back from ``work_dir/final_metrics.json``).
@@ -74,7 +78,8 @@ def run_one(
     recorded by another sweep or table in ``run_index.json`` two levels above ``work_dir``
     (``work_dirs/`` for ``work_dirs/<sweep or table>/<run>``), so a sweep's chosen setting is
     reused by the table's rows. Reused metrics carry ``reused=True``. A work dir that trained
-    anything else is retrained."""
+    anything else is retrained. ``threads`` sets the subprocess's ``OMP_NUM_THREADS`` (default:
+    inherited)."""
     done_file = osp.join(work_dir, 'final_metrics.json')
     digest = run_digest(config, seed, cfg_options)
     if reuse:
@@ -101,11 +106,14 @@ def run_one(
     log_file = log_file or osp.join(work_dir, 'run.log')
     start = time.time()
     name = osp.basename(osp.normpath(work_dir))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
     with open(log_file, 'w') as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        next_report = start + 30
         while proc.poll() is None:
             time.sleep(1.0)
-            if time.time() - start >= 30 and int(time.time() - start) % 30 == 0:
+            if time.time() >= next_report:  # every 30 s, however long a poll took
+                next_report += 30
                 report_progress(name, log_file, time.time() - start)
     if proc.returncode != 0:
         with open(log_file) as f:
@@ -141,13 +149,54 @@ def _indexed_run(work_dir: str, digest: str) -> Optional[str]:
 
 
 def _index_run(work_dir: str, digest: str, done_file: str) -> None:
-    index = _read_run_index(work_dir)
-    index[digest] = osp.abspath(done_file)
+    # read-modify-write under an exclusive lock: parallel runs (``run_many``) and concurrent
+    # tables share the index
     path = run_index_file(work_dir)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(index, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = _read_run_index(work_dir)
+        index[digest] = osp.abspath(done_file)
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(index, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+
+
+def run_many(
+    specs: Sequence[Dict],
+    jobs: int = 1,
+    on_done: Optional[Callable[[int, Dict[str, float]], None]] = None,
+) -> List[Dict[str, float]]:
+    """``run_one(**spec)`` for every spec, ``jobs`` at a time; returns the metrics in the order
+    of ``specs``. With ``jobs > 1`` each subprocess gets ``OMP_NUM_THREADS = cores // jobs``
+    (at least 1), so the runs share the cores instead of oversubscribing them; the results of a
+    run do not depend on ``jobs`` beyond float summation order. ``on_done(i, metrics)`` is called
+    as each run finishes (one at a time)."""
+    if jobs < 1:
+        raise ValueError(f'jobs must be >= 1, got {jobs}')
+    results: List[Optional[Dict[str, float]]] = [None] * len(specs)
+    lock = threading.Lock()
+
+    def finish(i, metrics):
+        results[i] = metrics
+        if on_done is not None:
+            with lock:
+                on_done(i, metrics)
+
+    if jobs == 1:
+        for i, spec in enumerate(specs):
+            finish(i, run_one(**spec))
+        return results
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {
+            pool.submit(run_one, **dict(spec, threads=spec.get('threads', threads))): i
+            for i, spec in enumerate(specs)
+        }
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    return results
 
 
 _PROGRESS = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\].*?eta: (\S+)')

@@ -7,7 +7,8 @@ the choice never looks at the test split. Results accumulate in ``<work dir>/swe
 sweep of the same config and work dir ranks its settings together with the earlier ones, and
 finished runs are not trained again (nor runs of the same setting and seed made by another sweep
 or table, see ``run_one``). Progress (runs done / left, ETA) is printed as runs finish; the ranked
-markdown table is printed and written to ``<work dir>/sweep.md`` (or ``--out``).
+markdown table is printed and written to ``<work dir>/sweep.md`` (or ``--out``). ``--jobs 2``
+trains two runs at once, one thread each.
 
     python tools/benchmark/sweep.py configs/digits/gfl_ld_fixed.py \
         --grid model.kd_loss.loss_weight=1.0,0.3,0.1 --seeds 0
@@ -24,7 +25,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from tools.benchmark.common import ROOT, markdown_table, mean_std, run_one  # noqa: E402
+from tools.benchmark.common import ROOT, markdown_table, mean_std, run_many  # noqa: E402
 
 
 def parse_grid(items):
@@ -48,6 +49,9 @@ def main():
     parser.add_argument('--cfg-options', nargs='+', default=[], help='fixed extra options')
     parser.add_argument('--work-dir', help='default work_dirs/sweep_<config stem>')
     parser.add_argument('--out', help='markdown table file, default <work dir>/sweep.md')
+    parser.add_argument(
+        '--jobs', type=int, default=1, help='runs trained at once (see digits_table.py --jobs)'
+    )
     args = parser.parse_args()
 
     stem = osp.splitext(osp.basename(args.config))[0]
@@ -62,38 +66,50 @@ def main():
         if record.get('config') == args.config and record.get('metric') == args.metric:
             results = record['results']
     settings = list(itertools.product(*(vals for _, vals in grid)))
-    total, done, start, trained = len(settings) * len(args.seeds), 0, time.time(), 0
+    specs, setting_options = [], []
     for values in settings:
         options = [f'{key}={value}' for (key, _), value in zip(grid, values)]
         tag = '_'.join(
             f'{".".join(key.split(".")[-2:])}-{value}' for (key, _), value in zip(grid, values)
         )
         options = [*args.cfg_options, *options]
-        val, test = [], []
+        setting_options.append(options)
         for seed in args.seeds:
-            metrics = run_one(
-                osp.abspath(args.config),
-                osp.join(work_root, f'{tag}_seed{seed}'),
-                seed,
-                options,
+            specs.append(
+                dict(
+                    config=osp.abspath(args.config),
+                    work_dir=osp.join(work_root, f'{tag}_seed{seed}'),
+                    seed=seed,
+                    cfg_options=options,
+                )
             )
-            val.append(args.scale * metrics[f'val/{args.metric}'])
-            test.append(args.scale * metrics[args.metric])
-            done += 1
-            trained += not metrics.get('reused', False)
-            per_run = (time.time() - start) / max(trained, 1)
-            print(
-                f'[sweep {done}/{total}, {total - done} left, '
-                f'ETA {per_run * (total - done):.0f} s] '
-                f'{" ".join(options)} seed {seed}: val {val[-1]:.2f} test {test[-1]:.2f}',
-                flush=True,
-            )
+    total, progress, start = len(specs), dict(done=0, trained=0), time.time()
+
+    def on_done(i, metrics):
+        progress['done'] += 1
+        progress['trained'] += not metrics.get('reused', False)
+        left = total - progress['done']
+        per_run = (time.time() - start) / max(progress['trained'], 1)
+        print(
+            f'[sweep {progress["done"]}/{total}, {left} left, ETA {per_run * left:.0f} s] '
+            f'{" ".join(specs[i]["cfg_options"])} seed {specs[i]["seed"]}: '
+            f'val {args.scale * metrics[f"val/{args.metric}"]:.2f} '
+            f'test {args.scale * metrics[args.metric]:.2f}',
+            flush=True,
+        )
+
+    all_metrics = run_many(specs, jobs=args.jobs, on_done=on_done)
+    n = len(args.seeds)
+    for k, options in enumerate(setting_options):
+        runs = all_metrics[k * n : (k + 1) * n]
+        val = [args.scale * m[f'val/{args.metric}'] for m in runs]
+        test = [args.scale * m[args.metric] for m in runs]
         entry = dict(options=options, seeds=args.seeds, val=val, test=test)
         results = [r for r in results if (r['options'], r['seeds']) != (options, args.seeds)]
         results.append(entry)
-        os.makedirs(work_root, exist_ok=True)
-        with open(record_file, 'w') as f:
-            json.dump(dict(config=args.config, metric=args.metric, results=results), f, indent=1)
+    os.makedirs(work_root, exist_ok=True)
+    with open(record_file, 'w') as f:
+        json.dump(dict(config=args.config, metric=args.metric, results=results), f, indent=1)
 
     results.sort(key=lambda r: -statistics.mean(r['val']))
     rows = [

@@ -1,5 +1,6 @@
 """tools/analysis/policy_report.py: the statistics it prints."""
 
+import pytest
 import torch
 
 from rlkd_mm.agent import STATE_DIM, STATE_NAMES
@@ -33,3 +34,17 @@ def test_reward_signal_groups_centred_rewards_by_temperature():
     assert [b['t_bin'] for b in bins] == [[1.0, 2.0], [4.0, 5.0]]  # bins of 1 value are left out
     assert bins[0]['mean'] == -2.0 and bins[1]['mean'] == 3.0
     assert abs(bins[0]['stderr'] - (2.0**0.5) / 2**0.5) < 1e-12
+
+
+def test_equal_bins_cover_the_policy_range():
+    from tools.analysis.policy_report import equal_bins
+
+    edges = equal_bins(1.0, 3.0, 4)
+    assert edges[:4] == (1.0, 1.5, 2.0, 2.5) and 3.0 < edges[4] < 3.0 + 1e-5
+    rows = torch.tensor([[1.0, 1.0], [1.2, 3.0], [2.9, -1.0], [3.0, -3.0], [2.0, 0.0]])
+    bins = reward_signal(rows, edges)
+    # T = 3.0 (the range's top) lands in the last bin; [1.5, 2) and [2, 2.5) hold < 2 rewards
+    assert [b['t_bin'] for b in bins] == [[1.0, 1.5], [2.5, 3.0]]
+    assert [b['mean'] for b in bins] == [2.0, -2.0] and [b['count'] for b in bins] == [2, 2]
+    with pytest.raises(ValueError, match='--bins must be >= 1'):
+        equal_bins(1.0, 3.0, 0)

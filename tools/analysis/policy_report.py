@@ -13,7 +13,9 @@ instance (images, positive priors or sampled RoIs) at training progress 1. Print
 - ``flat``: true when ``t_std < 0.25`` (the policy is close to one constant temperature);
 - ``spearman``: state feature name -> Spearman rank correlation of T with it;
 - ``reward_signal`` (when the checkpoint holds the agent's reward record): the training rewards,
-  centred per batch, grouped by the temperature that earned them (mean and standard error).
+  centred per batch, grouped by the temperature that earned them (mean and standard error);
+  bins of 1 from T = 1 up to 6, then [6, 8) and [8, 10], or with ``--bins N`` N equal bins over
+  the policy's range [t_min, t_max] (finer for a narrow range such as [1, 3]).
 
 and writes a scatter PNG of T against the teacher's confidence and the student's CE
 (``--out``, default ``policy_<split>.png`` beside the checkpoint).
@@ -43,7 +45,21 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
     return 0.0 if math.isnan(rho) else rho
 
 
-def reward_signal(rows: torch.Tensor, edges=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.01)) -> list:
+DEFAULT_EDGES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.01)
+
+
+def equal_bins(t_min: float, t_max: float, num: int) -> tuple:
+    """``num + 1`` edges splitting [t_min, t_max] evenly; the last edge lies just above t_max
+    so the highest temperature falls in the last bin."""
+    if num < 1:
+        raise ValueError(f'--bins must be >= 1, got {num}')
+    step = (t_max - t_min) / num
+    edges = [round(t_min + k * step, 6) for k in range(num + 1)]
+    edges[-1] = t_max + 1e-6
+    return tuple(edges)
+
+
+def reward_signal(rows: torch.Tensor, edges=DEFAULT_EDGES) -> list:
     """Centred rewards ``rows[:, 1]`` grouped by temperature ``rows[:, 0]``: one dict per bin."""
     out = []
     for low, high in zip(edges[:-1], edges[1:]):
@@ -53,7 +69,7 @@ def reward_signal(rows: torch.Tensor, edges=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 
             continue
         out.append(
             dict(
-                t_bin=[low, round(high, 2)],
+                t_bin=[round(low, 3), round(high, 3)],
                 count=int(values.numel()),
                 mean=float(values.mean()),
                 stderr=float(values.std() / values.numel() ** 0.5),
@@ -130,10 +146,10 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
     if not temps:
         raise RuntimeError(f'the policy acted on no instance of the {split} split')
     record = ckpt['rlkd_agent'].get('reward_record')
-    return torch.cat(states), torch.cat(temps), record
+    return torch.cat(states), torch.cat(temps), record, (policy.t_min, policy.t_max)
 
 
-def report(states: torch.Tensor, temps: torch.Tensor, record=None) -> dict:
+def report(states: torch.Tensor, temps: torch.Tensor, record=None, edges=DEFAULT_EDGES) -> dict:
     t = temps.double()
     result = dict(
         num_instances=int(t.numel()),
@@ -149,7 +165,7 @@ def report(states: torch.Tensor, temps: torch.Tensor, record=None) -> dict:
         if name != 'progress'
     }
     if record is not None and len(record):
-        result['reward_signal'] = reward_signal(record)
+        result['reward_signal'] = reward_signal(record, edges)
     return result
 
 
@@ -178,9 +194,15 @@ def main():
     parser.add_argument('--max-batches', type=int, default=0, help='0: the whole split')
     parser.add_argument('--out', help='scatter PNG path')
     parser.add_argument('--json', help='also write the JSON report to this file')
+    parser.add_argument(
+        '--bins', type=int, help='reward_signal: N equal bins over the policy range [t_min, t_max]'
+    )
     args = parser.parse_args()
-    states, temps, record = collect(args.checkpoint, args.config, args.split, args.max_batches)
-    result = report(states, temps, record)
+    states, temps, record, (t_min, t_max) = collect(
+        args.checkpoint, args.config, args.split, args.max_batches
+    )
+    edges = equal_bins(t_min, t_max, args.bins) if args.bins else DEFAULT_EDGES
+    result = report(states, temps, record, edges)
     default_out = osp.join(osp.dirname(osp.abspath(args.checkpoint)), f'policy_{args.split}.png')
     out = args.out or default_out
     plot(states, temps, out, f'{osp.basename(args.checkpoint)} ({args.split})')

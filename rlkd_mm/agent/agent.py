@@ -354,6 +354,26 @@ class RLKDAgent:
             Transition(step.to(device), batch_reward, next_states, instance_rewards, iteration)
         )
 
+    @torch.no_grad()
+    def exploration_noise(self, step: AgentStep) -> Tensor:
+        """Standardised exploration noise ``(a - mu(s)) / sigma`` of each instance of ``step``
+        ``[N]``, under the current policy; NaN where the instance took the mean action
+        (not explored) and for the whole step if the policy is no longer the one that acted
+        (its log-probabilities differ). For analysis: ``E[noise * reward]`` is the direction in
+        which the rewards push each state's mean action (see ``policy_report.py``)."""
+        device = self.device
+        actions = step.actions.to(device, torch.float32)
+        mu, _ = self.net(step.states.to(device, torch.float32))
+        same_policy = torch.allclose(
+            self.net.distribution(mu).log_prob(actions),
+            step.log_probs.to(device, torch.float32),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+        noise = (actions - mu) / self.net.std
+        keep = step.explored.to(device) & same_policy
+        return torch.where(keep, noise, torch.full_like(noise, float('nan')))
+
     # ------------------------------------------------------------------ learning
     def _rescaled(self, temperatures: Tensor) -> Tensor:
         return (temperatures - self.t_min) / (self.t_max - self.t_min)

@@ -14,6 +14,10 @@ from .base import BaseTemperature, check_temperature_range
 
 #: Columns of the per-instance temperature dump (see ``RLTemperature.dump``).
 DUMP_COLUMNS = ('iteration', 'temperature', 'high_quality', 'student_gt_prob', 'teacher_gt_prob')
+#: Columns of the reward record (see ``RLTemperature.record_rewards``): the temperature, the
+#: reward centred on its batch, the standardised exploration noise (NaN: mean action) and the
+#: teacher's confidence in the label.
+REWARD_RECORD_COLUMNS = ('temperature', 'centred_reward', 'noise', 'teacher_gt_prob')
 
 _TEACHER_CORRECT = STATE_NAMES.index('teacher_correct')
 _TEACHER_GT_PROB = STATE_NAMES.index('teacher_gt_prob')
@@ -253,20 +257,34 @@ class RLTemperature(BaseTemperature):
         self._task_loss_sum, self._task_loss_count = None, 0
         return loss
 
-    def record_rewards(self, temperatures: Tensor, rewards: Tensor) -> None:
-        """Keep the last ``dump_size`` (temperature, reward centred on its batch) pairs, the
-        reward's action signal for analysis (``tools/analysis/policy_report.py``)."""
+    def record_rewards(
+        self, temperatures: Tensor, rewards: Tensor, step: Optional[AgentStep] = None
+    ) -> None:
+        """Keep the last ``dump_size`` rewarded instances as rows of ``REWARD_RECORD_COLUMNS``:
+        temperature, reward centred on its batch, and, given the ``step`` that acted, the
+        standardised exploration noise (``RLKDAgent.exploration_noise``, NaN for an instance
+        that took the mean action) and the teacher's confidence in the label. The reward's
+        action signal for analysis (``tools/analysis/policy_report.py``)."""
         if self.dump_size == 0 or rewards.numel() == 0:
             return
         centred = rewards.detach().float() - rewards.detach().float().mean()
-        rows = torch.stack([temperatures.detach().float().cpu(), centred.cpu()], dim=1)
+        nan = torch.full_like(centred, float('nan'))
+        noise, confidence = nan, nan
+        if step is not None:
+            noise = self.agent.exploration_noise(step).float().to(centred.device)
+            confidence = step.raw_states[:, _TEACHER_GT_PROB].float().to(centred.device)
+        rows = torch.stack(
+            [temperatures.detach().float().to(centred.device), centred, noise, confidence], dim=1
+        ).cpu()
         if self._reward_rows is not None:
             rows = torch.cat([self._reward_rows, rows])
         self._reward_rows = rows[-self.dump_size :]
 
     def reward_record(self) -> Tensor:
-        """``[n, 2]`` rows (temperature, centred reward), oldest first."""
-        return self._reward_rows if self._reward_rows is not None else torch.zeros((0, 2))
+        """``[n, 4]`` rows (see ``REWARD_RECORD_COLUMNS``), oldest first."""
+        if self._reward_rows is None:
+            return torch.zeros((0, len(REWARD_RECORD_COLUMNS)))
+        return self._reward_rows
 
     def dump(self) -> Tensor:
         """Dumped rows ``[n, len(DUMP_COLUMNS)]`` on the CPU, oldest first."""
@@ -296,6 +314,16 @@ class RLTemperature(BaseTemperature):
         )
         self.num_empty_batches = int(state.get('num_empty_batches', 0))
         record = state.get('reward_record')
+        if (
+            record is not None
+            and record.numel() > 0
+            and record.size(1) < len(REWARD_RECORD_COLUMNS)
+        ):
+            # a record saved before the noise and confidence columns existed
+            pad = torch.full(
+                (record.size(0), len(REWARD_RECORD_COLUMNS) - record.size(1)), float('nan')
+            )
+            record = torch.cat([record, pad], dim=1)
         self._reward_rows = None if record is None or record.numel() == 0 else record.clone()
         self._dump_rows, self._dump_next, self._dump_filled = None, 0, 0
         dump = state.get('dump')

@@ -296,3 +296,26 @@ def test_unexplored_instances_do_not_enter_the_policy_loss():
     none = _policy_only_update(torch.zeros(32, dtype=torch.bool), shift)
     for p, q in zip(before, none):
         assert torch.equal(p, q)
+
+
+def test_exploration_noise_is_the_standardised_action_deviation():
+    gen = torch.Generator().manual_seed(5)
+    agent = RLKDAgent(STATE_DIM, explore_updates=1)
+    x = _states(32, gen)
+    hq = torch.arange(32) % 2 == 0
+    _, step = agent.act(x, hq)
+    noise = agent.exploration_noise(step)
+    mu, _ = agent.net(step.states)
+    expected = (step.actions - mu) / agent.net.std
+    # explored (high-quality, exploration phase) instances: (a - mu) / sigma; the others took
+    # the mean action and have no noise
+    torch.testing.assert_close(noise[hq], expected[hq])
+    assert torch.isnan(noise[~hq]).all()
+    assert 0.3 < float(noise[hq].std()) < 2.0  # standard normal draws
+    _, deterministic = agent.act(x, hq, deterministic=True)
+    assert torch.isnan(agent.exploration_noise(deterministic)).all()
+    # once the policy changed, a step acted by the old one has no recoverable noise
+    agent.store(step, 1.0)
+    with torch.no_grad():
+        agent.net.actor[-1].bias += 0.5
+    assert torch.isnan(agent.exploration_noise(step)).all()

@@ -208,3 +208,36 @@ def test_deterministic_policy_takes_the_mean_action():
     assert not torch.equal(t1, t3)
     with pytest.raises(TypeError, match='deterministic'):
         RLTemperature(deterministic=1)
+
+
+def test_reward_record_keeps_noise_and_teacher_confidence():
+    from rlkd_mm.agent.state import STATE_NAMES
+    from rlkd_mm.temperature.rl import REWARD_RECORD_COLUMNS
+
+    policy = _acting_policy(dump_size=8)
+    policy.agent.explore_updates = 0  # no exploration phase: every instance explores
+    s, t, gt = _inputs(6)
+    temps, _ = policy(s, t, gt)
+    step = policy.pop_pending()
+    rewards = torch.arange(6.0)
+    policy.record_rewards(temps, rewards, step)
+    record = policy.reward_record()
+    assert record.shape == (6, len(REWARD_RECORD_COLUMNS))
+    torch.testing.assert_close(record[:, 0], temps)
+    torch.testing.assert_close(record[:, 1], rewards - 2.5)
+    torch.testing.assert_close(record[:, 2], policy.agent.exploration_noise(step))
+    assert torch.isfinite(record[:, 2]).all()
+    conf = step.raw_states[:, STATE_NAMES.index('teacher_gt_prob')]
+    torch.testing.assert_close(record[:, 3], conf)
+    torch.testing.assert_close(conf, torch.softmax(t, 1)[torch.arange(6), gt])
+    # without the step the extra columns are NaN; a record of the older two-column form loads
+    policy.record_rewards(temps[:2], rewards[:2])
+    assert torch.isnan(policy.reward_record()[-2:, 2:]).all()
+    assert policy.reward_record().shape == (8, 4)
+    state = policy.rl_state_dict()
+    state['reward_record'] = state['reward_record'][:, :2]
+    other = RLTemperature(dump_size=8)
+    other.load_rl_state_dict(state)
+    assert other.reward_record().shape == (8, 4)
+    assert torch.isnan(other.reward_record()[:, 2:]).all()
+    torch.testing.assert_close(other.reward_record()[:, :2], policy.reward_record()[:, :2])

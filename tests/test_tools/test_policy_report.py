@@ -48,3 +48,34 @@ def test_equal_bins_cover_the_policy_range():
     assert [b['mean'] for b in bins] == [2.0, -2.0] and [b['count'] for b in bins] == [2, 2]
     with pytest.raises(ValueError, match='--bins must be >= 1'):
         equal_bins(1.0, 3.0, 0)
+
+
+def test_action_signal_separates_what_the_noise_earns_by_teacher_confidence():
+    """Planted: for confident instances the reward rises with the noise (a higher T pays), for
+    unsure ones it falls; the state-dependent level (unsure instances improve more whatever
+    their T) must not leak into the signal, as it does into reward_signal's T bins."""
+    from tools.analysis.policy_report import action_signal
+
+    gen = torch.Generator().manual_seed(0)
+    n = 3000
+    confidence = torch.rand(n, generator=gen)
+    noise = torch.randn(n, generator=gen)
+    sure = confidence > 0.5
+    level = torch.where(sure, 0.0, 5.0)  # unsure instances improve more, whatever their T
+    reward = level + torch.where(sure, 0.2, -0.2) * noise + 0.1 * torch.randn(n, generator=gen)
+    temperature = 4.0 + noise - 2.0 * (~sure).float()  # the policy gives unsure ones lower T
+    rows = torch.stack([temperature, reward - reward.mean(), noise, confidence], dim=1)
+    signal = action_signal(rows)
+    low, mid, high = signal['by_teacher_gt_prob']
+    assert [g['count'] for g in (low, mid, high)] == [1000, 1000, 1000]
+    assert low['teacher_gt_prob'][1] <= mid['teacher_gt_prob'][0]
+    assert low['mean'] < -0.15 and high['mean'] > 0.15  # E[z * r] = -0.2 / +0.2
+    assert abs(low['mean'] + 0.2) < 4 * low['stderr'] + 0.02
+    assert signal['all']['count'] == n
+    # the T bins see the state's level instead: low T looks far better
+    bins = reward_signal(rows)
+    assert bins[0]['mean'] > 1.0 > -1.0 > bins[-1]['mean']
+    # explored instances only (NaN noise = mean action); a two-column record has no signal
+    rows[:1500, 2] = float('nan')
+    assert action_signal(rows)['all']['count'] == 1500
+    assert action_signal(rows[:, :2]) is None

@@ -193,6 +193,9 @@ def small_rlkd_cls_config(tmp_path):
     cfg.train_dataloader.persistent_workers = False
     cfg.train_cfg.max_epochs = 2
     cfg.train_cfg.val_interval = 2
+    # the random teacher has no high-quality instance, so only after the exploration phase
+    # does any instance explore (and leave its noise in the reward record)
+    cfg.model.temperature.agent.explore_updates = 2
     cfg.custom_hooks = [
         dict(
             type='rlkd_mm.RLKDHook',
@@ -222,7 +225,7 @@ def test_rlkd_train_and_policy_report(tmp_path):
     agent_state = state['rlkd_agent']
     # 14 acting iterations, rewarded 1 in 1 except those acted just before an update
     assert agent_state['agent']['update_count'] >= 4
-    assert agent_state['reward_record'].shape[1] == 2 and len(agent_state['reward_record']) > 0
+    assert agent_state['reward_record'].shape[1] == 4 and len(agent_state['reward_record']) > 0
     out = subprocess.run(
         [sys.executable, 'tools/analysis/policy_report.py', ckpt, '--split', 'val'],
         cwd=ROOT,
@@ -238,6 +241,9 @@ def test_rlkd_train_and_policy_report(tmp_path):
     assert set(report['spearman']) >= {'teacher_gt_prob', 'student_ce', 'kl_teacher_student'}
     assert all(-1.0 <= v <= 1.0 for v in report['spearman'].values())
     assert sum(b['count'] for b in report['reward_signal']) <= len(agent_state['reward_record'])
+    # the exploration noise of every explored rewarded instance is in the record
+    explored = int(torch.isfinite(agent_state['reward_record'][:, 2]).sum())
+    assert explored > 0 and report['action_signal']['all']['count'] == explored
     assert osp.isfile(report['png'])
 
     # the temperature plot finds the per-instance dump in the run's checkpoint

@@ -15,7 +15,15 @@ instance (images, positive priors or sampled RoIs) at training progress 1. Print
 - ``reward_signal`` (when the checkpoint holds the agent's reward record): the training rewards,
   centred per batch, grouped by the temperature that earned them (mean and standard error);
   bins of 1 from T = 1 up to 6, then [6, 8) and [8, 10], or with ``--bins N`` N equal bins over
-  the policy's range [t_min, t_max] (finer for a narrow range such as [1, 3]).
+  the policy's range [t_min, t_max] (finer for a narrow range such as [1, 3]). Grouped by T,
+  the rewards mix the effect of T with that of the state the policy gave T to (a policy that
+  gives hard instances low T makes low T look rewarding when hard instances simply improve more);
+- ``action_signal`` (records with the exploration noise z = (a - mu(s)) / sigma): the mean of
+  z * reward with its standard error, over all explored instances and per tertile of the
+  teacher's confidence in the label. z is independent of the state, so this is the direction
+  the rewards push the policy's mean temperature for those instances: > 0 higher, < 0 lower,
+  inside two standard errors of 0 no signal. Different signs across tertiles are a reward that
+  asks for a temperature that depends on the instance.
 
 and writes a scatter PNG of T against the teacher's confidence and the student's CE
 (``--out``, default ``policy_<split>.png`` beside the checkpoint).
@@ -25,6 +33,7 @@ import argparse
 import json
 import os.path as osp
 import sys
+from typing import Optional
 
 import torch
 
@@ -59,6 +68,15 @@ def equal_bins(t_min: float, t_max: float, num: int) -> tuple:
     return tuple(edges)
 
 
+def _mean_stderr(values: torch.Tensor) -> dict:
+    values = values.double()
+    return dict(
+        count=int(values.numel()),
+        mean=float(values.mean()),
+        stderr=float(values.std() / values.numel() ** 0.5),
+    )
+
+
 def reward_signal(rows: torch.Tensor, edges=DEFAULT_EDGES) -> list:
     """Centred rewards ``rows[:, 1]`` grouped by temperature ``rows[:, 0]``: one dict per bin."""
     out = []
@@ -67,15 +85,31 @@ def reward_signal(rows: torch.Tensor, edges=DEFAULT_EDGES) -> list:
         values = rows[mask, 1].double()
         if values.numel() < 2:
             continue
-        out.append(
-            dict(
-                t_bin=[round(low, 3), round(high, 3)],
-                count=int(values.numel()),
-                mean=float(values.mean()),
-                stderr=float(values.std() / values.numel() ** 0.5),
-            )
-        )
+        out.append(dict(t_bin=[round(low, 3), round(high, 3)], **_mean_stderr(values)))
     return out
+
+
+def action_signal(rows: torch.Tensor, groups: int = 3) -> Optional[dict]:
+    """Mean of noise x centred reward (record columns 2 and 1) over the explored instances
+    (finite noise), overall and per quantile group of the teacher's confidence (column 3).
+    None when the record has no noise column or fewer than 2 explored instances per group."""
+    if rows.dim() != 2 or rows.size(1) < 4:
+        return None
+    rows = rows[torch.isfinite(rows[:, 2]) & torch.isfinite(rows[:, 3])].double()
+    if rows.size(0) < 2 * groups:
+        return None
+    product = rows[:, 2] * rows[:, 1]
+    confidence = rows[:, 3]
+    order = torch.argsort(confidence)
+    by_confidence = []
+    for part in torch.tensor_split(order, groups):
+        entry = _mean_stderr(product[part])
+        entry['teacher_gt_prob'] = [
+            round(float(confidence[part].min()), 4),
+            round(float(confidence[part].max()), 4),
+        ]
+        by_confidence.append(entry)
+    return dict(all=_mean_stderr(product), by_teacher_gt_prob=by_confidence)
 
 
 def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches: int = 0):
@@ -166,6 +200,9 @@ def report(states: torch.Tensor, temps: torch.Tensor, record=None, edges=DEFAULT
     }
     if record is not None and len(record):
         result['reward_signal'] = reward_signal(record, edges)
+        signal = action_signal(record)
+        if signal is not None:
+            result['action_signal'] = signal
     return result
 
 

@@ -359,7 +359,7 @@ class RLKDHook(Hook):
             iteration=held['iteration'],
         )
         hub.update_scalar('train/rlkd_reward', float(rewards.mean()))
-        self._get_policy(runner).record_rewards(step.temperatures, rewards)
+        self._get_policy(runner).record_rewards(step.temperatures, rewards, step)
 
     def _update_agent(self, runner) -> None:
         agent = self._get_policy(runner).agent

@@ -5,7 +5,7 @@ distillation config for every seed; every run is evaluated on the test split wit
 weights (never a selected epoch). Prints a markdown table and writes the raw numbers to ``--out``;
 the numbers measured so far go to ``<out>.partial`` after every run, and a rerun of an interrupted
 table reuses every finished run (``run_one``). ``--jobs 2`` trains two runs at once with one
-thread each (for these small models on two cores, about 1.4x the runs per hour of one
+thread each (for these small models on two cores, about 1.3x the runs per hour of one
 two-thread run at a time). The thread count is not part of a run's identity: the same seed
 trained with another thread count sums floats in another order and may end a little
 differently, like a rerun on another machine.
@@ -145,7 +145,7 @@ def main():
             f'{teacher["wall_s"]:.0f}',
         )
     ]
-    specs, row_of = [], []
+    specs, distiller_rows = [], []
     for _name, config, row_options in selected:
         is_distiller = 'teacher_ckpt' in Config.fromfile(osp.join(ROOT, config)).model
         stem = osp.splitext(osp.basename(config))[0]
@@ -153,7 +153,7 @@ def main():
         extra = list(options) + list(row_options)
         if is_distiller:
             extra.append(f'model.teacher_ckpt={task["teacher_ckpt"]}')
-        row_of.append(is_distiller)
+        distiller_rows.append(is_distiller)
         for seed in args.seeds:
             specs.append(
                 dict(
@@ -208,7 +208,7 @@ def main():
                 name,
                 ' '.join([config, *row_options]),
                 mean_std(values),
-                diff if row_of[r] else '',
+                diff if distiller_rows[r] else '',
                 mean_std(val_values),
                 str(len(values)),
                 f'{sum(times) / len(times):.0f}',

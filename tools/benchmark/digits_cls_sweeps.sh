@@ -10,10 +10,11 @@ T=model.temperature
 # fixed T: T x KD weight
 sweep configs/digits/cls_kd_fixed.py --grid $T.temperature=1.0,4.0 model.kd_loss.loss_weight=1.0
 sweep configs/digits/cls_kd_fixed.py --grid $T.temperature=2.0 model.kd_loss.loss_weight=0.3
-# RLKD: the temperature range and the initial / warm-up temperature
+# RLKD: the temperature range and the initial / warm-up temperature (swept with the 'instance'
+# reward, the default at the time; the configs' default is now 'influence')
 for range in "10.0 4.0" "5.0 2.0" "3.0 1.5"; do
     set -- $range
-    sweep configs/digits/cls_kd_rlkd.py \
+    sweep configs/digits/cls_kd_rlkd.py --cfg-options custom_hooks.0.reward=instance \
         --grid $T.t_max=$1 $T.t_init=$2 $T.warmup_temperature=$2
 done
 sweep configs/digits/cls_kd_cist.py --grid $T.rho=1.0,2.0,4.0

@@ -74,7 +74,10 @@ class RLKDHook(Hook):
     the agent itself is restored identically on all ranks.
 
     Args:
-        reward (str): 'instance', 'influence' or 'batch'. Defaults to 'instance'.
+        reward (str): 'instance', 'influence' or 'batch'. Defaults to 'influence', the
+            mode chosen on the validation split of both digits tables (README, "Which
+            per-instance mode by default"). A distiller whose ``reward_modes`` lack a mode
+            is refused with its supported modes named.
         reward_interval (int): m, re-evaluate and store every m-th acting iteration in the
             per-instance modes (ignored in batch mode, which stores every iteration).
             Defaults to 8: the re-evaluation (one student forward) then costs about 3 % of a
@@ -93,7 +96,7 @@ class RLKDHook(Hook):
 
     def __init__(
         self,
-        reward: str = 'instance',
+        reward: str = 'influence',
         reward_interval: int = 8,
         update_interval: int = 2,
         warmup_iters: int = 0,

@@ -259,26 +259,42 @@ class RLTemperature(BaseTemperature):
 
     def record_rewards(
         self, temperatures: Tensor, rewards: Tensor, step: Optional[AgentStep] = None
-    ) -> None:
+    ) -> float:
         """Keep the last ``dump_size`` rewarded instances as rows of ``REWARD_RECORD_COLUMNS``:
         temperature, reward centred on its batch, and, given the ``step`` that acted, the
         standardised exploration noise (``RLKDAgent.exploration_noise``, NaN for an instance
         that took the mean action) and the teacher's confidence in the label. The reward's
-        action signal for analysis (``tools/analysis/policy_report.py``)."""
-        if self.dump_size == 0 or rewards.numel() == 0:
-            return
+        action signal for analysis (``tools/analysis/policy_report.py``).
+
+        Returns:
+            float: this batch's action signal, the mean of noise x centred reward over its
+            explored instances (> 0: the rewards push the mean temperature up); NaN without
+            a step or an explored instance. ``RLKDHook`` logs it as ``rlkd_action_signal``,
+            so its course over the whole training is in the run's scalars.
+        """
+        if rewards.numel() == 0:
+            return float('nan')
         centred = rewards.detach().float() - rewards.detach().float().mean()
         nan = torch.full_like(centred, float('nan'))
         noise, confidence = nan, nan
         if step is not None:
             noise = self.agent.exploration_noise(step).float().to(centred.device)
             confidence = step.raw_states[:, _TEACHER_GT_PROB].float().to(centred.device)
-        rows = torch.stack(
-            [temperatures.detach().float().to(centred.device), centred, noise, confidence], dim=1
-        ).cpu()
-        if self._reward_rows is not None:
-            rows = torch.cat([self._reward_rows, rows])
-        self._reward_rows = rows[-self.dump_size :]
+        explored = torch.isfinite(noise)
+        signal = (
+            float((noise[explored] * centred[explored]).mean())
+            if bool(explored.any())
+            else float('nan')
+        )
+        if self.dump_size > 0:
+            rows = torch.stack(
+                [temperatures.detach().float().to(centred.device), centred, noise, confidence],
+                dim=1,
+            ).cpu()
+            if self._reward_rows is not None:
+                rows = torch.cat([self._reward_rows, rows])
+            self._reward_rows = rows[-self.dump_size :]
+        return signal
 
     def reward_record(self) -> Tensor:
         """``[n, 4]`` rows (see ``REWARD_RECORD_COLUMNS``), oldest first."""

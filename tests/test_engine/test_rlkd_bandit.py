@@ -50,6 +50,12 @@ def test_instance_mode_resume_takes_the_same_actions():
     hook = RLKDHook(**kwargs)
     hook.before_train(runner)
     drive(model, hook, runner, 0, 40)  # iteration 39 is held, waiting for 40
+    # every stored iteration logs its action signal (mean of exploration noise x centred
+    # reward); from T = 4 the far group (T* = 8) outweighs the near one (T* = 2): it points up
+    hub = runner.message_hub
+    signal = hub.get_scalar('train/rlkd_action_signal').data[0]
+    assert len(signal) == len(hub.get_scalar('train/rlkd_reward').data[0]) > 10
+    assert signal[:10].mean() > 0, signal
     assert hook._held is not None and hook._held['rewards'] is not None
     checkpoint = {}
     hook.before_save_checkpoint(runner, checkpoint)

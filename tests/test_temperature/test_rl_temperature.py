@@ -1,5 +1,7 @@
 """RLTemperature: the RLKD policy adapter."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -220,8 +222,11 @@ def test_reward_record_keeps_noise_and_teacher_confidence():
     temps, _ = policy(s, t, gt)
     step = policy.pop_pending()
     rewards = torch.arange(6.0)
-    policy.record_rewards(temps, rewards, step)
+    signal = policy.record_rewards(temps, rewards, step)
     record = policy.reward_record()
+    # the batch's action signal: mean of noise x centred reward over the explored instances
+    z = policy.agent.exploration_noise(step)
+    assert signal == pytest.approx(float((z * (rewards - 2.5)).mean()), rel=1e-6)
     assert record.shape == (6, len(REWARD_RECORD_COLUMNS))
     torch.testing.assert_close(record[:, 0], temps)
     torch.testing.assert_close(record[:, 1], rewards - 2.5)
@@ -231,7 +236,7 @@ def test_reward_record_keeps_noise_and_teacher_confidence():
     torch.testing.assert_close(record[:, 3], conf)
     torch.testing.assert_close(conf, torch.softmax(t, 1)[torch.arange(6), gt])
     # without the step the extra columns are NaN; a record of the older two-column form loads
-    policy.record_rewards(temps[:2], rewards[:2])
+    assert math.isnan(policy.record_rewards(temps[:2], rewards[:2]))
     assert torch.isnan(policy.reward_record()[-2:, 2:]).all()
     assert policy.reward_record().shape == (8, 4)
     state = policy.rl_state_dict()

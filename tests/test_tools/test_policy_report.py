@@ -79,3 +79,31 @@ def test_action_signal_separates_what_the_noise_earns_by_teacher_confidence():
     rows[:1500, 2] = float('nan')
     assert action_signal(rows)['all']['count'] == 1500
     assert action_signal(rows[:, :2]) is None
+
+
+def test_action_signal_by_epoch_averages_the_logged_values(tmp_path):
+    import json
+
+    from tools.analysis.policy_report import action_signal_by_epoch, find_scalars_log
+
+    ckpt = tmp_path / 'final_model.pth'
+    ckpt.write_bytes(b'')
+    assert find_scalars_log(str(ckpt)) is None
+    lines = [
+        dict(epoch=1, iter=10, loss=1.0),  # before the agent acts: no signal logged
+        dict(epoch=1, iter=20, rlkd_action_signal=0.3),
+        dict(epoch=1, iter=30, rlkd_action_signal=0.1),
+        dict(epoch=2, iter=40, rlkd_action_signal=-0.2),
+        dict(mode='val', epoch=2, accuracy=0.5),  # val lines carry no signal
+    ]
+    for stamp in ('20260101_000000', '20260102_000000'):  # the newest run log is read
+        log = tmp_path / stamp / 'vis_data' / 'scalars.json'
+        log.parent.mkdir(parents=True)
+        log.write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
+    found = find_scalars_log(str(ckpt))
+    assert found == str(tmp_path / '20260102_000000' / 'vis_data' / 'scalars.json')
+    course = action_signal_by_epoch(found)
+    assert course == [
+        dict(epoch=1, mean=pytest.approx(0.2), log_lines=2),
+        dict(epoch=2, mean=pytest.approx(-0.2), log_lines=1),
+    ]

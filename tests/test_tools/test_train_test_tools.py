@@ -1,6 +1,7 @@
 """End-to-end runs of tools/train.py and tools/test.py on tiny subsets of the embedded data."""
 
 import glob
+import math
 import os
 import os.path as osp
 import subprocess
@@ -193,6 +194,7 @@ def small_rlkd_cls_config(tmp_path):
     cfg.train_dataloader.persistent_workers = False
     cfg.train_cfg.max_epochs = 2
     cfg.train_cfg.val_interval = 2
+    cfg.default_hooks.logger.interval = 2  # 8 iterations per epoch: log lines in every epoch
     # the random teacher has no high-quality instance, so only after the exploration phase
     # does any instance explore (and leave its noise in the reward record)
     cfg.model.temperature.agent.explore_updates = 2
@@ -244,6 +246,10 @@ def test_rlkd_train_and_policy_report(tmp_path):
     # the exploration noise of every explored rewarded instance is in the record
     explored = int(torch.isfinite(agent_state['reward_record'][:, 2]).sum())
     assert explored > 0 and report['action_signal']['all']['count'] == explored
+    # the action signal logged over training, per epoch, from the run's scalars.json
+    course = report['action_signal_by_epoch']
+    assert course and {c['epoch'] for c in course} <= {1, 2}
+    assert all(c['log_lines'] >= 1 and math.isfinite(c['mean']) for c in course)
     assert osp.isfile(report['png'])
 
     # the temperature plot finds the per-instance dump in the run's checkpoint

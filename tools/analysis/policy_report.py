@@ -24,6 +24,11 @@ instance (images, positive priors or sampled RoIs) at training progress 1. Print
   the rewards push the policy's mean temperature for those instances: > 0 higher, < 0 lower,
   inside two standard errors of 0 no signal. Different signs across tertiles are a reward that
   asks for a temperature that depends on the instance.
+- ``action_signal_by_epoch`` (when a ``*/vis_data/scalars.json`` log of the run lies beside
+  the checkpoint, as ``tools/train.py`` and ``run_one.py`` leave it, or ``--log FILE``): the
+  logged ``rlkd_action_signal`` (each rewarded batch's mean of z * centred reward, smoothed by
+  the logger's window) averaged per epoch, i.e. when during training the reward pushed the
+  temperature and which way; the record above keeps only the last ``dump_size`` instances.
 
 and writes a scatter PNG of T against the teacher's confidence and the student's CE
 (``--out``, default ``policy_<split>.png`` beside the checkpoint).
@@ -206,6 +211,30 @@ def report(states: torch.Tensor, temps: torch.Tensor, record=None, edges=DEFAULT
     return result
 
 
+def find_scalars_log(checkpoint: str) -> Optional[str]:
+    """The newest ``<timestamp>/vis_data/scalars.json`` in the checkpoint's folder, if any."""
+    import glob
+
+    logs = glob.glob(
+        osp.join(osp.dirname(osp.abspath(checkpoint)), '*', 'vis_data', 'scalars.json')
+    )
+    return max(logs) if logs else None
+
+
+def action_signal_by_epoch(scalars_file: str) -> list:
+    """Per training epoch, the mean of the logged ``rlkd_action_signal`` values (log lines)."""
+    by_epoch = {}
+    with open(scalars_file) as f:
+        for line in f:
+            entry = json.loads(line)
+            if 'rlkd_action_signal' in entry and 'epoch' in entry:
+                by_epoch.setdefault(int(entry['epoch']), []).append(entry['rlkd_action_signal'])
+    return [
+        dict(epoch=epoch, mean=round(sum(v) / len(v), 6), log_lines=len(v))
+        for epoch, v in sorted(by_epoch.items())
+    ]
+
+
 def plot(states: torch.Tensor, temps: torch.Tensor, out: str, title: str) -> None:
     import matplotlib
 
@@ -231,6 +260,7 @@ def main():
     parser.add_argument('--max-batches', type=int, default=0, help='0: the whole split')
     parser.add_argument('--out', help='scatter PNG path')
     parser.add_argument('--json', help='also write the JSON report to this file')
+    parser.add_argument('--log', help='scalars.json of the run (default: found beside it)')
     parser.add_argument(
         '--bins', type=int, help='reward_signal: N equal bins over the policy range [t_min, t_max]'
     )
@@ -240,6 +270,11 @@ def main():
     )
     edges = equal_bins(t_min, t_max, args.bins) if args.bins else DEFAULT_EDGES
     result = report(states, temps, record, edges)
+    log = args.log or find_scalars_log(args.checkpoint)
+    if log is not None:
+        course = action_signal_by_epoch(log)
+        if course:
+            result['action_signal_by_epoch'] = course
     default_out = osp.join(osp.dirname(osp.abspath(args.checkpoint)), f'policy_{args.split}.png')
     out = args.out or default_out
     plot(states, temps, out, f'{osp.basename(args.checkpoint)} ({args.split})')

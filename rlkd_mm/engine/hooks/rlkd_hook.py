@@ -362,7 +362,9 @@ class RLKDHook(Hook):
             iteration=held['iteration'],
         )
         hub.update_scalar('train/rlkd_reward', float(rewards.mean()))
-        self._get_policy(runner).record_rewards(step.temperatures, rewards, step)
+        signal = self._get_policy(runner).record_rewards(step.temperatures, rewards, step)
+        if math.isfinite(signal):
+            hub.update_scalar('train/rlkd_action_signal', signal)
 
     def _update_agent(self, runner) -> None:
         agent = self._get_policy(runner).agent

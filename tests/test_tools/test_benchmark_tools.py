@@ -176,3 +176,48 @@ def test_run_many_runs_jobs_at_once_and_indexes_every_run(tmp_path, monkeypatch)
     assert all(m['reused'] for m in again) and [m['acc'] for m in again] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match='jobs must be >= 1'):
         common.run_many(specs, jobs=0)
+
+
+@pytest.mark.parametrize('task', ['cls', 'det'])
+def test_overhead_times_every_reward_mode_and_interval_side_by_side(tmp_path, task):
+    out = tmp_path / 'overhead.json'
+    run_tool(
+        'tools/benchmark/overhead.py',
+        '--task',
+        task,
+        '--size',
+        '64',
+        '--batch-size',
+        '2',
+        '--warmup',
+        '0',
+        '--iters',
+        '4',
+        '--reward',
+        'instance',
+        'influence',
+        '--reward-intervals',
+        '1',
+        '2',
+        '--update-interval',
+        '1',
+        '--device',
+        'cpu',
+        '--out',
+        str(out),
+    )
+    result = json.loads(out.read_text())
+    rows = result['rows']
+    assert [(r['reward'], r['reward_interval']) for r in rows] == [
+        ('instance', 1),
+        ('instance', 2),
+        ('influence', 1),
+        ('influence', 2),
+    ]
+    for row in rows:
+        name = f'rlkd_{row["reward"]}_m{row["reward_interval"]}'
+        assert len(result['median_s']) == 5 and result['mean_s'][name] > 0
+        ratio = result['mean_s'][name] / result['mean_s']['fixed']
+        assert row['ratio_mean'] == pytest.approx(ratio)
+        # 4 acting iterations, every m-th stored, an update per stored transition
+        assert row['agent_updates'] >= 1

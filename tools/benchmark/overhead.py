@@ -5,7 +5,8 @@ iterations are interleaved (fixed, RLKD, fixed, RLKD, ...) so that machine load 
 An RLKD iteration includes everything RLKD adds: the instance state, the agent's action,
 ``RLKDHook``'s reward (in the per-instance modes the student's re-evaluation every
 ``reward_interval``-th iteration) and experience bookkeeping, and the periodic agent update. One
-RLKD model is timed per ``--reward-intervals`` value, all interleaved with the fixed-T model.
+RLKD model is timed per ``--reward`` mode and ``--reward-intervals`` value, all interleaved with
+the fixed-T model.
 Reports, per interval, the ratio of means (re-evaluations and agent updates amortised: the
 number that matters), the ratio of medians, and on CUDA the peak-memory ratio.
 
@@ -113,7 +114,13 @@ def main():
     parser.add_argument('--warmup', type=int, default=5, help='untimed iterations per model')
     parser.add_argument('--iters', type=int, default=20, help='timed iterations per model')
     parser.add_argument('--update-interval', type=int, default=2)
-    parser.add_argument('--reward', default='instance', choices=['instance', 'influence', 'batch'])
+    parser.add_argument(
+        '--reward',
+        nargs='+',
+        default=['influence'],
+        choices=['instance', 'influence', 'batch'],
+        help='reward modes, one RLKD model per mode and interval (default: the hook default)',
+    )
     parser.add_argument('--reward-intervals', type=int, nargs='+', default=[8])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', help='write the measurements to this json file')
@@ -128,13 +135,14 @@ def main():
     models = dict(fixed=fixed.to(args.device).train())
     hooks, runners = {}, {}
     total = args.warmup + args.iters
-    for m in args.reward_intervals:
+    settings = [(reward, m) for reward in args.reward for m in args.reward_intervals]
+    for reward, m in settings:
         rl = MODELS.build(rl_cfg)
         rl.load_state_dict(fixed.state_dict())  # the same weights (the agent is not in it)
-        name = f'rlkd_m{m}'
+        name = f'rlkd_{reward}_m{m}'
         models[name] = rl.to(args.device).train()
         hooks[name] = RLKDHook(
-            reward=args.reward,
+            reward=reward,
             reward_interval=m,
             update_interval=args.update_interval,
             warmup_iters=0,
@@ -178,9 +186,10 @@ def main():
     med = {k: statistics.median(v) for k, v in times.items()}
     mean = {k: statistics.mean(v) for k, v in times.items()}
     rows = []
-    for m in args.reward_intervals:
-        name = f'rlkd_m{m}'
+    for reward, m in settings:
+        name = f'rlkd_{reward}_m{m}'
         row = dict(
+            reward=reward,
             reward_interval=m,
             ratio_mean=mean[name] / mean['fixed'],
             ratio_median=med[name] / med['fixed'],
@@ -192,7 +201,6 @@ def main():
     result = dict(
         task=args.task,
         device=args.device,
-        reward=args.reward,
         batch_size=args.batch_size,
         size=size,
         iters=args.iters,
@@ -202,12 +210,12 @@ def main():
         rows=rows,
     )
     print(json.dumps(result, indent=1))
-    print('| reward_interval | RLKD / fixed T (mean) | (median) | peak memory |')
-    print('|---|---|---|---|')
+    print('| reward | reward_interval | RLKD / fixed T (mean) | (median) | peak memory |')
+    print('|---|---|---|---|---|')
     for row in rows:
         mem = f'{row["peak_memory_ratio"]:.3f}' if 'peak_memory_ratio' in row else 'n/a (CPU)'
         print(
-            f'| {row["reward_interval"]} | {row["ratio_mean"]:.3f} | '
+            f'| {row["reward"]} | {row["reward_interval"]} | {row["ratio_mean"]:.3f} | '
             f'{row["ratio_median"]:.3f} | {mem} |'
         )
     if args.out:

@@ -281,12 +281,16 @@ class RLKDHook(Hook):
             if self._num_transitions % self.update_interval == 0:
                 self._update_agent(runner)
 
-        # Hold this iteration if it acted with the current policy and the student stepped.
+        # Hold this iteration if it acted with the current policy and the student stepped, and
+        # in the per-instance modes if its rewards were collected (an uncollected one would
+        # only stand in the way: with update_interval 1 it would keep every later iteration
+        # "before an update", so that none were ever collected). All of it is rank-consistent.
         hold = (
             policy.acting
             and self._is_reward_iter(runner.iter)
             and agent.update_count == self._acting_version
             and self._optimizer_stepped(runner)
+            and (self.reward == 'batch' or bool(policy.collect_rewards))
         )
         if hold:
             rewards = None

@@ -32,7 +32,7 @@ DATA = 'data/digits_det'
 TEACHER = 'configs/digits/det_teacher_gfl.py'
 TEACHER_CKPT = 'checkpoints/digits/det_teacher_gfl.pth'
 STUDENTS = [
-    ('LD, fixed T=4', 'configs/digits/gfl_ld_fixed.py'),
+    ('LD, fixed T=2', 'configs/digits/gfl_ld_fixed.py'),
     ('LD + RLKD', 'configs/digits/gfl_ld_rlkd.py'),
 ]
 METRIC = 'coco/bbox_mAP'

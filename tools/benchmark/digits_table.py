@@ -38,11 +38,19 @@ from tools.benchmark.common import (  # noqa: E402
     run_many,
 )
 
-# Rows: (name, config, extra cfg-options). Every config holds the setting chosen on the
-# validation split (see the README for the sweeps); RLKD's reward modes differ in one option
-# (the configs' default, 'influence', was chosen on the validation split of both tables).
+# Rows: (name, config, extra cfg-options[, the row it is compared with, default the task's
+# baseline: its config without options]; the baseline rows themselves show "—").
+# Every config holds the setting chosen on the validation split (see the README for the
+# sweeps); RLKD's reward modes differ in one option (the configs' default, 'influence', was
+# chosen on the validation split of both tables).
 _INSTANCE = ['custom_hooks.0.reward=instance']
 _BATCH = ['custom_hooks.0.reward=batch']
+_RLKD = 'configs/digits/gfl_ld_rlkd.py'
+_RANGE_10 = [
+    f'model.temperature.{k}' for k in ('t_max=10.0', 't_init=4.0', 'warmup_temperature=4.0')
+]
+_FIXED_T4 = ['model.temperature.temperature=4.0']
+_T4 = 'LD + cls KD, fixed T=4'
 TASKS = dict(
     cls=dict(
         teacher='configs/digits/cls_teacher_cnn.py',
@@ -62,7 +70,8 @@ TASKS = dict(
             ('KD + DTKD', 'configs/digits/cls_kd_dtkd.py', []),
             ('KD + CIST', 'configs/digits/cls_kd_cist.py', []),
             ('DKD, fixed T', 'configs/digits/cls_dkd_fixed.py', []),
-            ('DKD + RLKD', 'configs/digits/cls_dkd_rlkd.py', []),
+            # measured with the instance reward, the default before the 5-seed tables
+            ('DKD + RLKD (instance reward)', 'configs/digits/cls_dkd_rlkd.py', _INSTANCE),
             ('KD + CTKD (instance)', 'configs/digits/cls_kd_ctkd_instance.py', []),
         ],
     ),
@@ -75,14 +84,17 @@ TASKS = dict(
         baseline='configs/digits/gfl_ld_fixed.py',
         rows=[
             ('student alone', 'configs/digits/det_student_gfl.py', []),
-            ('LD + cls KD, fixed T=4', 'configs/digits/gfl_ld_fixed.py', []),
-            ('LD + cls KD, RLKD (instance reward)', 'configs/digits/gfl_ld_rlkd.py', _INSTANCE),
+            ('LD + cls KD, fixed T=2', 'configs/digits/gfl_ld_fixed.py', []),
             ('LD + cls KD, RLKD (influence reward)', 'configs/digits/gfl_ld_rlkd.py', []),
-            ('LD + cls KD, RLKD (batch reward)', 'configs/digits/gfl_ld_rlkd.py', _BATCH),
             ('LD + cls KD, CTKD', 'configs/digits/gfl_ld_ctkd.py', []),
             ('LD + cls KD, logit std.', 'configs/digits/gfl_ld_logitstd.py', []),
             ('LD + cls KD, DTKD', 'configs/digits/gfl_ld_dtkd.py', []),
             ('LD + cls KD, CIST', 'configs/digits/gfl_ld_cist.py', []),
+            # the reward modes at the earlier, untuned setting (fixed T = 4, RLKD [1, 10] / 4)
+            ('LD + cls KD, fixed T=4', 'configs/digits/gfl_ld_fixed.py', _FIXED_T4),
+            ('LD + cls KD, RLKD [1, 10] / 4 (instance)', _RLKD, _RANGE_10 + _INSTANCE, _T4),
+            ('LD + cls KD, RLKD [1, 10] / 4 (influence)', _RLKD, _RANGE_10, _T4),
+            ('LD + cls KD, RLKD [1, 10] / 4 (batch)', _RLKD, _RANGE_10 + _BATCH, _T4),
         ],
     ),
 )
@@ -130,8 +142,9 @@ def main():
         'method',
         'config',
         f'{task["header"]} test, final epoch',
-        'paired diff. to fixed T',
+        'paired diff. to fixed T (test)',
         f'{task["header"]} val',
+        'paired diff. to fixed T (val)',
         'seeds',
         's / run',
     ]
@@ -142,19 +155,19 @@ def main():
             f'{scale * teacher[metric]:.2f}',
             '',
             f'{scale * teacher.get("val/" + metric, float("nan")):.2f}',
+            '',
             '1',
             f'{teacher["wall_s"]:.0f}',
         )
     ]
-    specs, distiller_rows = [], []
-    for _name, config, row_options in selected:
+    specs = []
+    for _name, config, row_options, *_baseline in selected:
         is_distiller = 'teacher_ckpt' in Config.fromfile(osp.join(ROOT, config)).model
         stem = osp.splitext(osp.basename(config))[0]
         tag = '_'.join(o.split('=')[-1] for o in row_options)
         extra = list(options) + list(row_options)
         if is_distiller:
             extra.append(f'model.teacher_ckpt={task["teacher_ckpt"]}')
-        distiller_rows.append(is_distiller)
         for seed in args.seeds:
             specs.append(
                 dict(
@@ -190,27 +203,36 @@ def main():
             json.dump(dict(finished=partial, seeds=args.seeds), f, indent=1)
 
     all_metrics = run_many(specs, jobs=args.jobs, on_done=on_done)
-    baseline_values = None
-    for r, (name, config, row_options) in enumerate(selected):
+    default_baseline = next(
+        (row[0] for row in task['rows'] if row[1] == task['baseline'] and not row[2]), None
+    )
+    for r, (name, config, row_options, *_) in enumerate(selected):
         row_metrics = all_metrics[r * len(args.seeds) : (r + 1) * len(args.seeds)]
         values = [scale * m[metric] for m in row_metrics]
         val_values = [scale * m.get(f'val/{metric}', float('nan')) for m in row_metrics]
         times = [m['wall_s'] for m in row_metrics]
-        if config == task['baseline'] and not row_options:
-            baseline_values = values
         results[name] = dict(
             config=config, options=row_options, values=values, val=val_values, wall_s=times
         )
-        diff = '—'
-        if baseline_values is not None and config != task['baseline']:
-            diff = paired_difference(values, baseline_values)
+    baselines = {row[3] for row in selected if len(row) > 3}
+    for name, config, row_options, *row_baseline in selected:
+        values, val_values, times = (results[name][k] for k in ('values', 'val', 'wall_s'))
+        # each row against its baseline row on the same seeds (a row may name its own)
+        baseline = row_baseline[0] if row_baseline else default_baseline
+        diff = val_diff = ''
+        if name == baseline or name in baselines:
+            diff = val_diff = '—'
+        elif baseline in results:
+            diff = paired_difference(values, results[baseline]['values'])
+            val_diff = paired_difference(val_values, results[baseline]['val'])
         rows.append(
             (
                 name,
                 ' '.join([config, *row_options]),
                 mean_std(values),
-                diff if distiller_rows[r] else '',
+                diff,
                 mean_std(val_values),
+                val_diff,
                 str(len(values)),
                 f'{sum(times) / len(times):.0f}',
             )

@@ -11,8 +11,11 @@ trained with another thread count sums floats in another order and may end a lit
 differently, like a rerun on another machine.
 
     python tools/benchmark/digits_table.py --task cls --seeds 0 1 2 3 4
-    python tools/benchmark/digits_table.py --task det --seeds 0 1 2 3 4 \
-        --only det_student_gfl.py gfl_ld_fixed.py gfl_ld_rlkd.py
+    python tools/benchmark/digits_table.py --task det --seeds 0 1 2 3 4 --jobs 2 \
+        --only "student alone" "LD + cls KD, fixed T=2" "LD + cls KD, RLKD (influence reward)"
+
+``--only`` takes row names or config file names; a config file name selects every row of that
+config, those with extra options included (``gfl_ld_fixed.py`` also runs the fixed T=4 row).
 
 The paired difference is each distillation row's value minus fixed-T KD's on the same seed,
 mean ± std over seeds (the baseline row runs first).

@@ -14,10 +14,11 @@ import pytest
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tools.benchmark.digits_table import TASKS  # noqa: E402
+from tools.benchmark.digits_table import build_parser, select_rows  # noqa: E402
 
 
 def _table_commands():
+    """The README's digits_table.py invocations, as the tool's own parser reads them."""
     with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
         text = f.read()
     commands = []
@@ -25,36 +26,21 @@ def _table_commands():
         # join continuation lines, then keep the digits_table invocations
         for line in block.replace('\\\n', ' ').splitlines():
             if 'tools/benchmark/digits_table.py' in line:
-                commands.append(shlex.split(line.split('#')[0]))
+                argv = shlex.split(line.split('#')[0])
+                commands.append(argv[argv.index('tools/benchmark/digits_table.py') + 1 :])
     return commands
 
 
 COMMANDS = _table_commands()
 
 
-def _option(argv, name):
-    """The values that follow ``name`` up to the next option."""
-    if name not in argv:
-        return []
-    values = []
-    for token in argv[argv.index(name) + 1 :]:
-        if token.startswith('--'):
-            break
-        values.append(token)
-    return values
-
-
 def test_the_readme_has_table_commands_with_only():
     # the DigitsDet core, peers and earlier-setting tables select their rows by name
-    assert sum(bool(_option(c, '--only')) for c in COMMANDS) >= 3, COMMANDS
+    assert sum(build_parser().parse_args(c).only is not None for c in COMMANDS) >= 3, COMMANDS
 
 
 @pytest.mark.parametrize('argv', COMMANDS, ids=lambda a: ' '.join(a)[:80])
 def test_every_only_name_selects_a_row(argv):
-    task = (_option(argv, '--task') or ['cls'])[0]
-    assert task in TASKS, task
-    rows = TASKS[task]['rows']
-    names = {row[0] for row in rows}
-    configs = {osp.basename(row[1]) for row in rows}
-    for name in _option(argv, '--only'):
-        assert name in names or name in configs, f'{name!r} is no row of the {task} table'
+    args = build_parser().parse_args(argv)  # an unknown option or task fails here
+    for name in args.only or []:
+        assert select_rows(args.task, [name]), f'{name!r} is no row of the {args.task} table'

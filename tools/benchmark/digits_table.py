@@ -109,7 +109,7 @@ def paired_difference(values, baseline):
     return mean_std(diffs) if len(diffs) > 1 else f'{diffs[0]:+.2f}'
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', choices=sorted(TASKS), default='cls')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
@@ -123,6 +123,17 @@ def main():
         default=1,
         help='runs trained at once, each with OMP_NUM_THREADS = cores // jobs (default 1)',
     )
+    return parser
+
+
+def select_rows(task, only=None):
+    """The rows of ``task`` named by ``only`` (row names or config file names), all if None."""
+    rows = TASKS[task]['rows']
+    return [row for row in rows if not only or row[0] in only or osp.basename(row[1]) in only]
+
+
+def main():
+    parser = build_parser()
     args = parser.parse_args()
     task = TASKS[args.task]
     work_root = args.work_dir or osp.join(ROOT, 'work_dirs', f'digits_{args.task}_table')
@@ -135,11 +146,7 @@ def main():
         osp.join(ROOT, task['teacher']), osp.join(ROOT, task['teacher_ckpt']), metric
     )
     options = [f'train_cfg.max_epochs={args.epochs}'] if args.epochs else []
-    selected = [
-        row
-        for row in task['rows']
-        if not args.only or row[0] in args.only or osp.basename(row[1]) in args.only
-    ]
+    selected = select_rows(args.task, args.only)
     results = {'teacher': dict(config=task['teacher'], values=[scale * teacher[metric]])}
     header = [
         'method',

@@ -75,7 +75,7 @@ def make_crash_safe(cfg) -> None:
     """Atomic checkpoint writes and saved random streams, also for configs that do not set
     them (e.g. mmdet / mmpretrain runtimes): a checkpoint hook without ``backend_args`` (and
     without an ``out_dir`` on another storage) writes through ``ATOMIC_BACKEND``, and a
-    ``RandomStateHook`` is added unless the config has one."""
+    ``RandomStateHook`` and an ``AccumulatedGradHook`` are added unless the config has them."""
     hooks = cfg.setdefault('default_hooks', {})
     checkpoint = hooks.get('checkpoint')
     if (
@@ -86,8 +86,12 @@ def make_crash_safe(cfg) -> None:
     ):
         checkpoint['backend_args'] = dict(backend=ATOMIC_BACKEND)
     types = [h.get('type') for h in list(hooks.values()) + list(cfg.get('custom_hooks', []))]
-    if not any(str(t).endswith('RandomStateHook') for t in types if t):
-        hooks['random_state'] = dict(type='rlkd_mm.RandomStateHook')
+    for key, name in (
+        ('random_state', 'RandomStateHook'),
+        ('accumulated_grad', 'AccumulatedGradHook'),
+    ):
+        if not any(str(t).endswith(name) for t in types if t):
+            hooks[key] = dict(type=f'rlkd_mm.{name}')
 
 
 def resolve_resume(cfg, resume) -> None:

@@ -19,6 +19,9 @@ default_hooks = dict(
     # random streams saved with each checkpoint, so a resumed run draws what an uninterrupted
     # one would (augmentation included)
     random_state=dict(type='rlkd_mm.RandomStateHook'),
+    # gradients summed since the last optimizer step (accumulative_counts > 1), saved with a
+    # checkpoint that falls mid-accumulation
+    accumulated_grad=dict(type='rlkd_mm.AccumulatedGradHook'),
     visualization=dict(type='VisualizationHook', enable=False),
 )
 

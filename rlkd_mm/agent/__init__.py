@@ -1,6 +1,6 @@
 """The RLKD agent (pure PyTorch): state features, actor-critic, reward model, PPO."""
 
-from .agent import RLKDAgent
+from .agent import RLKDAgent, tensors_to
 from .buffer import AgentStep, RolloutBuffer, Transition, merge_iterations
 from .policy import ActorCritic
 from .reward_model import RewardModel, calibrate_rewards
@@ -16,6 +16,7 @@ from .state import (
 
 __all__ = [
     'RLKDAgent',
+    'tensors_to',
     'AgentStep',
     'RolloutBuffer',
     'Transition',

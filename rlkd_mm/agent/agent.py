@@ -23,15 +23,20 @@ from .reward_model import calibrate_rewards
 from .state import RunningNorm, RunningScale
 
 
-def _to_cpu(obj: Any) -> Any:
-    """Deep copy of a (nested) state with every tensor on the CPU."""
+def tensors_to(obj: Any, device: Any) -> Any:
+    """Copy of a (nested dict / list / tuple) state with every tensor detached and on
+    ``device`` (always a copy, so that a saved state never aliases live tensors)."""
     if isinstance(obj, Tensor):
-        return obj.detach().to('cpu', copy=True)
+        return obj.detach().to(device, copy=True)
     if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
+        return {k: tensors_to(v, device) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
+        return type(obj)(tensors_to(v, device) for v in obj)
     return obj
+
+
+def _to_cpu(obj: Any) -> Any:
+    return tensors_to(obj, 'cpu')
 
 
 class RLKDAgent:

@@ -1,14 +1,14 @@
 """CIST (arXiv 2605.20357, 2026): separate per-instance teacher and student temperatures set from
 each model's largest logit, plus a per-instance KD weight."""
 
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .base import BaseTemperature, check_temperature_range
+from .base import BaseTemperature, TemperatureOutput, check_temperature_range
 
 
 @MODELS.register_module()
@@ -42,7 +42,7 @@ class CISTTemperature(BaseTemperature):
             rho gives lower temperatures (sharper soft labels). Defaults to 2.0.
         t_min (float): Lower clamp of both temperatures, > 0. Defaults to 0.5.
         t_max (float): Upper clamp, >= t_min. Defaults to 20.0.
-        reweight (bool): Return the per-instance weight (else a 2-tuple, temperatures only).
+        reweight (bool): Return the per-instance weight (else ``weight`` is None).
             Defaults to True.
         score_type (str): See :class:`BaseTemperature`. Defaults to 'softmax'.
     """
@@ -75,8 +75,9 @@ class CISTTemperature(BaseTemperature):
     @torch.no_grad()
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
-    ) -> Tuple[Tensor, ...]:
-        """Return ``(T_s[N], T_t[N], weight[N])`` (``(T_s, T_t)`` without ``reweight``).
+    ) -> TemperatureOutput:
+        """Return ``TemperatureOutput(T_s[N], T_t[N], weight[N])`` (weight None without
+        ``reweight``); the prefactor is the default ``T_s * T_t``.
 
         Args:
             student_logits (Tensor): Shape [N, C].
@@ -89,7 +90,7 @@ class CISTTemperature(BaseTemperature):
         t_s = (self._sharpness(student_logits) / self.rho).clamp(self.t_min, self.t_max)
         t_t = (self._sharpness(teacher_logits) / self.rho).clamp(self.t_min, self.t_max)
         if not self.reweight:
-            return t_s, t_t
+            return TemperatureOutput(t_s, t_t)
         p_t = self._probs(teacher_logits)
         confidence = p_t.max(dim=1).values if p_t.numel() else p_t.new_zeros(0)
         target = gt_labels if gt_labels is not None else p_t.argmax(dim=1)
@@ -97,7 +98,7 @@ class CISTTemperature(BaseTemperature):
         p_s = self._probs(student_logits).gather(1, target[:, None]).squeeze(1)
         raw = confidence * (2.0 - p_s)
         weight = raw / raw.mean().clamp_min(1e-12) if raw.numel() else raw
-        return t_s, t_t, weight
+        return TemperatureOutput(t_s, t_t, weight)
 
     def extra_repr(self) -> str:
         return (

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from rlkd_mm.registry import MODELS
 
-from .base import BaseTemperature, check_temperature_range
+from .base import BaseTemperature, TemperatureOutput, check_temperature_range
 
 
 class _GradientReversal(torch.autograd.Function):
@@ -149,8 +149,9 @@ class CTKDTemperature(BaseTemperature):
 
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
-    ) -> Tuple[Tensor, Tensor]:
-        """Return (T[N], T[N]), the same tensor twice, with gradient to the policy's parameters.
+    ) -> TemperatureOutput:
+        """Return ``TemperatureOutput(T[N], T[N])``, the same tensor twice, with gradient to the
+        policy's parameters.
 
         Args:
             student_logits (Tensor): Shape [N, C].
@@ -177,7 +178,7 @@ class CTKDTemperature(BaseTemperature):
             theta = self.mlp(inputs.to(weight.dtype)).squeeze(1)
         temperature = self.t_min + (self.t_max - self.t_min) * torch.sigmoid(theta)
         temperature = gradient_reversal(temperature, lambda_)
-        return temperature, temperature
+        return TemperatureOutput(temperature, temperature)
 
     def extra_repr(self) -> str:
         return (

@@ -1,13 +1,13 @@
 """A constant temperature: plain KD."""
 
 from numbers import Real
-from typing import Optional, Tuple
+from typing import Optional
 
 from torch import Tensor
 
 from rlkd_mm.registry import MODELS
 
-from .base import BaseTemperature
+from .base import BaseTemperature, TemperatureOutput
 
 
 @MODELS.register_module()
@@ -31,8 +31,8 @@ class FixedTemperature(BaseTemperature):
 
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
-    ) -> Tuple[Tensor, Tensor]:
-        """Return (T[N], T[N]), the same detached constant tensor twice.
+    ) -> TemperatureOutput:
+        """Return ``TemperatureOutput(T[N], T[N])``, the same detached constant tensor twice.
 
         Args:
             student_logits (Tensor): Shape [N, C]; gives N, dtype and device.
@@ -41,7 +41,7 @@ class FixedTemperature(BaseTemperature):
         """
         self._check_inputs(student_logits, teacher_logits)
         t = self._full(student_logits.shape[0], self.temperature, student_logits)
-        return t, t
+        return TemperatureOutput(t, t)
 
     def extra_repr(self) -> str:
         return f'temperature={self.temperature}'

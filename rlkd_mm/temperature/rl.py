@@ -6,11 +6,11 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from rlkd_mm.agent import AgentStep, RLKDAgent
+from rlkd_mm.agent import AgentStep, RLKDAgent, tensors_to
 from rlkd_mm.agent.state import STATE_DIM, STATE_NAMES, instance_state
 from rlkd_mm.registry import MODELS
 
-from .base import BaseTemperature, check_temperature_range
+from .base import BaseTemperature, TemperatureOutput, check_temperature_range
 
 #: Columns of the per-instance temperature dump (see ``RLTemperature.dump``).
 DUMP_COLUMNS = ('iteration', 'temperature', 'high_quality', 'student_gt_prob', 'teacher_gt_prob')
@@ -142,8 +142,8 @@ class RLTemperature(BaseTemperature):
     # ------------------------------------------------------------------ policy interface
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
-    ) -> Tuple[Tensor, Tensor]:
-        """Return ``(T[N], T[N])``, detached, in the logits' dtype.
+    ) -> TemperatureOutput:
+        """Return ``TemperatureOutput(T[N], T[N])``, detached, in the logits' dtype.
 
         Args:
             student_logits (Tensor): ``[N, C]``.
@@ -163,13 +163,13 @@ class RLTemperature(BaseTemperature):
             if self.training and self.driven and num > 0 and gt_labels is not None:
                 self._accumulate_warmup_states(student_logits, teacher_logits, gt_labels)
             t = self._full(num, self.warmup_temperature, student_logits)
-            return t, t
+            return TemperatureOutput(t, t)
         if gt_labels is None:
             raise ValueError('RLTemperature needs gt_labels in training, got gt_labels=None')
         if num == 0:
             self.num_empty_batches += 1
             t = self._full(0, self.warmup_temperature, student_logits)
-            return t, t
+            return TemperatureOutput(t, t)
         agent = self.agent
         if agent.device != student_logits.device:
             agent.to(student_logits.device)
@@ -185,7 +185,7 @@ class RLTemperature(BaseTemperature):
                     'the batch keeps the warm-up temperature and is not stored'
                 )
                 t = self._full(num, self.warmup_temperature, student_logits)
-                return t, t
+                return TemperatureOutput(t, t)
             # The same test as ``high_quality_mask``, read off the state (no second softmax).
             hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
                 states[:, _TEACHER_GT_PROB] >= agent.hq_tau
@@ -195,7 +195,7 @@ class RLTemperature(BaseTemperature):
         if self.dump_size > 0:
             self._append_dump(step, states)
         t = temperatures.to(student_logits.dtype)
-        return t, t
+        return TemperatureOutput(t, t)
 
     def _states(self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor) -> Tensor:
         """Float32 instance states ``[N, STATE_DIM]`` (maybe non-finite: see ``forward``)."""
@@ -318,6 +318,8 @@ class RLTemperature(BaseTemperature):
             agent=self.agent.state_dict(),
             pending=None if pending is None else pending.to('cpu').to_dict(),
             num_empty_batches=self.num_empty_batches,
+            # states seen in a warm-up not yet over (merged when the agent starts acting)
+            warmup_moments=tensors_to(self._warmup_moments, 'cpu'),
             dump=self.dump(),
             reward_record=self.reward_record().clone(),
         )
@@ -329,6 +331,7 @@ class RLTemperature(BaseTemperature):
             None if pending is None else AgentStep.from_dict(pending).to(self.agent.device)
         )
         self.num_empty_batches = int(state.get('num_empty_batches', 0))
+        self._warmup_moments = tensors_to(state.get('warmup_moments'), self.agent.device)
         record = state.get('reward_record')
         if (
             record is not None

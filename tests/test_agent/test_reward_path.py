@@ -133,9 +133,9 @@ def test_policy_acts_in_float32_under_autocast():
     for policy in (plain, amp):
         policy.train()
         policy.driven = policy.acting = True
-    t_plain, _ = plain(s, t, y)
+    t_plain, _ = plain(s, t, y).temperatures
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        t_amp, _ = amp(s.bfloat16(), t.bfloat16(), y)
+        t_amp, _ = amp(s.bfloat16(), t.bfloat16(), y).temperatures
     assert t_amp.dtype == torch.bfloat16  # returned in the logits' dtype
     step_plain, step_amp = plain.pop_pending(), amp.pop_pending()
     for field in ('states', 'raw_states', 'actions', 'log_probs', 'values', 'temperatures'):

@@ -50,6 +50,7 @@ def test_the_expected_configs_exist():
         'gfl_ld_rlkd.py',
         'gfl_ld_ctkd.py',
         'gfl_ld_logitstd.py',
+        'gfl_ld_logitstd_scaled.py',
         'gfl_ld_dtkd.py',
         'gfl_ld_cist.py',
         'frcnn_teacher.py',

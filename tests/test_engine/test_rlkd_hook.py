@@ -35,7 +35,7 @@ class ToyDistiller(nn.Module):
         gen = torch.Generator().manual_seed(1000 + it)
         x = torch.randn(batch, IN_DIM, generator=gen)
         y = torch.randint(0, NUM_CLASSES, (batch,), generator=gen)
-        t, _ = self.temperature(self.student(x).detach(), self.teacher(x) * 3, y)
+        t, _ = self.temperature(self.student(x).detach(), self.teacher(x) * 3, y).temperatures
         if record:
             self.temperature.record_task_loss(torch.tensor(self.losses[it]))
         return t
@@ -228,7 +228,7 @@ class ToyKDModel(BaseModel):
         s, t = self.student(inputs), self.teacher(inputs) * 3
         if mode != 'loss':
             return s
-        t_s, t_t = self.temperature(s.detach(), t, label)
+        t_s, t_t = self.temperature(s.detach(), t, label).temperatures
         task = nn.functional.cross_entropy(s, label)
         kd = (
             (

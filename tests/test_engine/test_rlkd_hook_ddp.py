@@ -39,7 +39,7 @@ class ToyKD(nn.Module):
 
     def forward(self, x, y):
         s, t = self.student(x), self.teacher(x) * 3
-        temp, _ = self.temperature(s.detach(), t, y)
+        temp, _ = self.temperature(s.detach(), t, y).temperatures
         task = nn.functional.cross_entropy(s, y)
         if self.temperature.collect_rewards:
             per = nn.functional.cross_entropy(s.detach(), y, reduction='none')

@@ -239,6 +239,49 @@ def test_dkd_loss_gets_labels():
     assert torch.isfinite(losses['loss_kd']) and losses['loss_kd'] > 0
 
 
+@MODELS.register_module(force=True)
+class TupleTemperature(torch.nn.Module):
+    """A policy of the old interface: returns a plain (T_s, T_t) tuple."""
+
+    def forward(self, student_logits, teacher_logits, gt_labels=None):
+        t = student_logits.new_full((student_logits.shape[0],), 2.0)
+        return t, t
+
+
+def test_policy_must_return_temperature_output():
+    model = build_distiller(temperature=dict(type='rlkd_mm.TupleTemperature'))
+    data = model.data_preprocessor(make_batch(), True)
+    with pytest.raises(TypeError, match='TemperatureOutput.*got tuple'):
+        model(**data, mode='loss')
+
+
+@pytest.mark.parametrize(
+    'kd_loss',
+    [
+        dict(type='rlkd_mm.InstanceKDLoss', loss_weight=0.5),
+        dict(type='rlkd_mm.InstanceDKDLoss', alpha=1.0, beta=2.0, loss_weight=0.5),
+    ],
+)
+def test_kd_loss_is_the_sum_over_the_policys_terms(kd_loss):
+    """DTKD's two terms: the distiller's loss_kd equals the KD loss of each term, summed."""
+    temperature = dict(type='rlkd_mm.DTKDTemperature', base_temperature=3.0, alpha=2.0, beta=0.5)
+    model = build_distiller(temperature=temperature, kd_loss=kd_loss)
+    data = model.data_preprocessor(make_batch(), True)
+    losses = model(**data, mode='loss')
+    with torch.no_grad():
+        s = model.student(data['inputs'], mode='tensor')
+        t = model.teacher(data['inputs'], mode='tensor')
+    out = model.temperature(s, t)
+    labels = torch.cat([sample.gt_label for sample in data['data_samples']])
+    loss = MODELS.build(kd_loss)
+    args = (labels,) if 'DKD' in kd_loss['type'] else ()
+    expected = sum(
+        loss(s, t, term.temperatures, *args, prefactor=term.prefactor) for term in out.terms()
+    )
+    assert len(list(out.terms())) == 2
+    assert float(losses['loss_kd']) == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_ctkd_temperature_trains_with_student_optimizer():
     model = build_distiller(
         temperature=dict(type='rlkd_mm.CTKDTemperature', mode='global', ramp_iters=1)

@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope
 
 from rlkd_mm.models.distillers import SingleStageDetDistiller, TwoStageDetDistiller
 from rlkd_mm.registry import MODELS
-from rlkd_mm.temperature import FixedTemperature
+from rlkd_mm.temperature import FixedTemperature, TemperatureOutput
 
 NUM_CLASSES = 3
 IMG = 64
@@ -55,7 +55,10 @@ POLICIES = {
     'fixed': dict(type='rlkd_mm.FixedTemperature', temperature=4.0),
     'ctkd': dict(type='rlkd_mm.CTKDTemperature', mode='global'),
     'logit_std': dict(type='rlkd_mm.LogitStdTemperature'),
+    'logit_std_scaled': dict(type='rlkd_mm.ScaledLogitStdTemperature'),
     'dtkd': dict(type='rlkd_mm.DTKDTemperature'),
+    'random': dict(type='rlkd_mm.RandomTemperature', t_min=1.0, t_max=8.0),
+    'rule': dict(type='rlkd_mm.RuleTemperature', temperature=2.0, power=1.0),
     'cist': dict(type='rlkd_mm.CISTTemperature'),
     'rl': dict(type='rlkd_mm.RLTemperature'),
 }
@@ -70,7 +73,21 @@ class PairWeightTemperature(FixedTemperature):
         t_s = student_logits.new_full((n,), 1.0)
         t_t = student_logits.new_full((n,), 3.0)
         weight = torch.arange(1, n + 1, dtype=student_logits.dtype)
-        return t_s, t_t, weight
+        return TemperatureOutput(t_s, t_t, weight)
+
+
+@MODELS.register_module(force=True)
+class PrefactorExtraTemperature(FixedTemperature):
+    """(T_s, T_t) = (1, 3) with prefactor 2, plus an extra term (2, 2) with prefactor 5."""
+
+    def forward(self, student_logits, teacher_logits, gt_labels=None):
+        n = student_logits.shape[0]
+
+        def full(value):
+            return student_logits.new_full((n,), value)
+
+        extra = TemperatureOutput(full(2.0), full(2.0), prefactor=full(5.0))
+        return TemperatureOutput(full(1.0), full(3.0), prefactor=full(2.0), extra=(extra,))
 
 
 @MODELS.register_module(force=True)
@@ -532,6 +549,43 @@ def test_single_stage_policy_weight_and_ld_temperature(ld_temperature):
     order = sorted(keyed, key=lambda k: int((flat.sum(1) - k).abs().argmin()))
     cls_kd = sum((i + 1) * keyed[k][0] for i, k in enumerate(order))
     ld = sum((i + 1) * keyed[k][1] for i, k in enumerate(order))
+    assert float(losses['loss_kd']) == pytest.approx(0.1 * cls_kd / len(rows), rel=1e-4)
+    assert float(losses['loss_ld']) == pytest.approx(0.25 * ld, rel=1e-4)
+
+
+@pytest.mark.parametrize('ld_temperature', ['pair', 'teacher'])
+def test_single_stage_prefactor_and_extra_terms(ld_temperature):
+    """The class-score KD is the sum over the policy's terms, each with its prefactor; LD gets
+    the same terms with ``'pair'`` and only (T_t, T_t) at T_t^2 with ``'teacher'``."""
+    distiller = build_single(
+        'gfl',
+        temperature=dict(type='rlkd_mm.PrefactorExtraTemperature'),
+        ld_temperature=ld_temperature,
+    )
+    data = make_batch(distiller)
+    losses = distiller.loss(data['inputs'], data['data_samples'])
+    rows = positives_by_image_and_level(distiller, data)
+    assert len(rows) == int(losses['num_kd_instances']) > 0
+    bins = distiller.student.bbox_head.reg_max + 1
+
+    def bern_kl(s_cls, t_cls, t_s, t_t):
+        p_t, p_s = torch.sigmoid(t_cls / t_t), torch.sigmoid(s_cls / t_s)
+        return float(
+            (p_t * torch.log(p_t / p_s) + (1 - p_t) * torch.log((1 - p_t) / (1 - p_s))).sum()
+        )
+
+    def side_kl(s_box, t_box, t_s, t_t):
+        q_t = F.softmax(t_box.view(4, bins) / t_t, dim=1)
+        q_s = F.log_softmax(s_box.view(4, bins) / t_s, dim=1)
+        return float((q_t * (q_t.log() - q_s)).sum(dim=1).mean())
+
+    terms = ((1.0, 3.0, 2.0), (2.0, 2.0, 5.0))
+    ld_terms = terms if ld_temperature == 'pair' else ((3.0, 3.0, 9.0),)
+    cls_kd = ld = 0.0
+    for s_cls, t_cls, s_box, t_box, _ in rows:
+        cls_kd += sum(f * bern_kl(s_cls, t_cls, a, b) for a, b, f in terms)
+        score = float(torch.sigmoid(s_cls).max())
+        ld += score * sum(f * side_kl(s_box, t_box, a, b) for a, b, f in ld_terms)
     assert float(losses['loss_kd']) == pytest.approx(0.1 * cls_kd / len(rows), rel=1e-4)
     assert float(losses['loss_ld']) == pytest.approx(0.25 * ld, rel=1e-4)
 

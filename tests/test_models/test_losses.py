@@ -400,3 +400,48 @@ def test_split_temperature_dtype_device_and_gradient():
     assert t_s.shape == (3,) and t_s.requires_grad and not t_t.requires_grad
     t_s.sum().backward()
     assert theta.grad.item() == 3.0
+
+
+# ---------------------------------------------------------------------------------------------
+# prefactor: a per-instance multiplier of the divergence in place of T_s * T_t
+
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_prefactor_replaces_the_temperature_product(name):
+    build, make, ref = CASES[name]
+    zs, zt, labels = make(), make(), _labels()
+    t_s, t_t = _positive_t(), _positive_t()
+    prefactor = _positive_t().requires_grad_()
+    out = _call(name, build(reduction='none'), zs, zt, (t_s, t_t), labels, prefactor=prefactor)
+    divergence = ref(zs, zt, labels, t_s, t_t) / (t_s * t_t)
+    torch.testing.assert_close(out, prefactor.detach() * divergence, rtol=1e-7, atol=1e-10)
+    # the prefactor keeps its gradient: d loss_i / d prefactor_i is the divergence
+    (grad,) = torch.autograd.grad(out.sum(), prefactor)
+    torch.testing.assert_close(grad, divergence, rtol=1e-7, atol=1e-10)
+    # a number is broadcast; weight, reduction and loss_weight apply on top
+    weight = _positive_t()
+    out = _call(
+        name, build(loss_weight=0.5), zs, zt, (t_s, t_t), labels, prefactor=4.0, weight=weight
+    )
+    torch.testing.assert_close(out, 0.5 * (4.0 * divergence * weight).mean())
+
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_prefactor_none_is_the_default_and_bad_shapes_raise(name):
+    build, make, _ = CASES[name]
+    zs, zt, labels, t = make(), make(), _labels(), _positive_t()
+    loss = build(reduction='none')
+    default = _call(name, loss, zs, zt, t, labels)
+    assert torch.equal(_call(name, loss, zs, zt, t, labels, prefactor=None), default)
+    with pytest.raises(ValueError, match='prefactor'):
+        _call(name, loss, zs, zt, t, labels, prefactor=torch.ones(N + 1, dtype=torch.float64))
+    with pytest.raises(TypeError, match='prefactor'):
+        _call(name, loss, zs, zt, t, labels, prefactor='2')
+
+
+def test_policy_output_as_temperature_names_the_fix():
+    from rlkd_mm.temperature import TemperatureOutput
+
+    zs, zt, t = _logits(), _logits(), _positive_t()
+    with pytest.raises(TypeError, match='output.temperatures'):
+        InstanceKDLoss()(zs, zt, TemperatureOutput(t, t))

@@ -42,11 +42,11 @@ def test_warmup_and_eval_give_constant_temperature():
     s, t, gt = _inputs()
     policy.train()  # acting not enabled yet: warm-up
     with pytest.warns(UserWarning, match='RLKDHook'):  # nothing drives the policy
-        ts, tt = policy(s, t, gt)
+        ts, tt = policy(s, t, gt).temperatures
     assert torch.equal(ts, torch.full((6,), 3.5)) and ts is tt
     policy.acting = True
     policy.eval()
-    ts, _ = policy(s.double(), t.double(), None)  # gt not needed in eval
+    ts, _ = policy(s.double(), t.double(), None).temperatures  # gt not needed in eval
     assert ts.dtype == torch.float64
     assert torch.equal(ts, torch.full((6,), 3.5, dtype=torch.float64))
     assert policy.pop_pending() is None
@@ -56,11 +56,11 @@ def test_acting_returns_bounded_detached_temperatures_and_keeps_pending():
     policy = _acting_policy(t_min=1.0, t_max=10.0)
     s, t, gt = _inputs()
     s.requires_grad_(True)
-    ts, tt = policy(s, t, gt)
+    ts, tt = policy(s, t, gt).temperatures
     assert ts is tt and ts.shape == (6,) and not ts.requires_grad
     assert (ts >= 1).all() and (ts <= 10).all()
     s2, t2, gt2 = _inputs(3)
-    ts2, _ = policy(s2, t2, gt2)  # second call in the same iteration: concatenated
+    ts2, _ = policy(s2, t2, gt2).temperatures  # second call in the same iteration: concatenated
     step = policy.pop_pending()
     assert step.num == 9 and step.states.shape == (9, STATE_DIM)
     torch.testing.assert_close(step.temperatures, torch.cat([ts, ts2]))
@@ -72,7 +72,7 @@ def test_high_quality_instances_follow_high_quality_mask(score_type):
     policy = _acting_policy(score_type=score_type, hq_tau=0.4)
     s, t, gt = _inputs(64)
     t[:32] = t[:32] + 6 * torch.nn.functional.one_hot(gt[:32], 5)  # many confident teachers
-    ts, _ = policy(s, t, gt)
+    ts, _ = policy(s, t, gt).temperatures
     assert torch.isfinite(ts).all()
     step = policy.pop_pending()
     expected = high_quality_mask(t, gt, 0.4, score_type)
@@ -99,7 +99,9 @@ def test_gt_labels_required_when_acting():
 
 def test_empty_batch_is_counted_and_not_recorded():
     policy = _acting_policy()
-    ts, tt = policy(torch.zeros(0, 5), torch.zeros(0, 5), torch.zeros(0, dtype=torch.long))
+    ts, tt = policy(
+        torch.zeros(0, 5), torch.zeros(0, 5), torch.zeros(0, dtype=torch.long)
+    ).temperatures
     assert ts.shape == (0,) and tt.shape == (0,)
     assert policy.num_empty_batches == 1 and policy.pop_pending() is None
 
@@ -110,7 +112,7 @@ def test_non_finite_states_are_not_acted_on_nor_stored():
     s, t, gt = _inputs()
     s[2, 1] = float('nan')
     with pytest.warns(UserWarning, match='iteration 17'):
-        ts, tt = policy(s, t, gt)
+        ts, tt = policy(s, t, gt).temperatures
     # the whole batch keeps the warm-up temperature (its optimizer step is skipped anyway)
     assert torch.equal(ts, torch.full_like(ts, policy.warmup_temperature)) and torch.equal(ts, tt)
     assert policy.pop_pending() is None and len(policy.agent.buffer) == 0
@@ -158,7 +160,7 @@ def test_dump_is_a_bounded_ring_buffer_in_order():
     for it, n in enumerate((3, 4, 1)):
         policy.iteration = it
         s, t, gt = _inputs(n)
-        ts, _ = policy(s, t, gt)
+        ts, _ = policy(s, t, gt).temperatures
         temps.append(ts)
     dump = policy.dump()
     assert dump.shape == (5, len(DUMP_COLUMNS))
@@ -197,16 +199,16 @@ def test_deterministic_policy_takes_the_mean_action():
     policy = _acting_policy(deterministic=True)
     assert policy.deterministic
     s, t, gt = _inputs(32)
-    t1, _ = policy(s, t, gt)
+    t1, _ = policy(s, t, gt).temperatures
     step = policy.pop_pending()
-    t2, _ = policy(s, t, gt)
+    t2, _ = policy(s, t, gt).temperatures
     assert torch.equal(t1, t2)
     mu, _ = policy.agent.net(step.states)
     torch.testing.assert_close(t1, policy.agent.net.squash(mu).detach())
     assert not step.explored.any()
     # Switching the attribute back gives sampled actions.
     policy.deterministic = False
-    t3, _ = policy(s, t, gt)
+    t3, _ = policy(s, t, gt).temperatures
     assert not torch.equal(t1, t3)
     with pytest.raises(TypeError, match='deterministic'):
         RLTemperature(deterministic=1)
@@ -219,7 +221,7 @@ def test_reward_record_keeps_noise_and_teacher_confidence():
     policy = _acting_policy(dump_size=8)
     policy.agent.explore_updates = 0  # no exploration phase: every instance explores
     s, t, gt = _inputs(6)
-    temps, _ = policy(s, t, gt)
+    temps, _ = policy(s, t, gt).temperatures
     step = policy.pop_pending()
     rewards = torch.arange(6.0)
     signal = policy.record_rewards(temps, rewards, step)

@@ -54,7 +54,7 @@ class BanditDistiller(nn.Module):
 
     def forward(self, _iteration: int):
         student, teacher, labels, group = self.batch()
-        t, _ = self.temperature(student, teacher, labels)
+        t = self.temperature(student, teacher, labels).t_student
         self.temperature.record_task_loss(torch.tensor(self.loss))
         target = torch.tensor(T_STAR)[group]
         change = -((t - target) ** 2) / 10.0
@@ -80,7 +80,7 @@ class BanditDistiller(nn.Module):
         policy = self.temperature
         policy.deterministic = True
         student, teacher, labels, group = self.batch(num)
-        t, _ = policy(student, teacher, labels)
+        t = policy(student, teacher, labels).t_student
         policy.pop_pending()
         policy.deterministic = False
         return float(t[group == 0].mean()), float(t[group == 1].mean())

@@ -24,10 +24,13 @@ test_pipeline = [
     ),
 ]
 
+# Training data is loaded in the main process: RandomStateHook then saves the augmentation
+# stream with each checkpoint, so a resume is exact (a persistent worker's stream cannot be
+# restored; non-persistent workers would restart it from the same seed every epoch).
 train_dataloader = dict(
     batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
+    num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(

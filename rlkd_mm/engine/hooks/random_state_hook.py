@@ -53,6 +53,30 @@ def restore_random_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+def iter_checkpoint_due(runner) -> bool:
+    """Whether a checkpoint will be saved after this training iteration of an iteration-based
+    loop (every iteration if no ``CheckpointHook`` can be found). Epoch-based loops save (and
+    resume exactly) at epoch ends only: False there.
+
+    Checkpoints are saved by rank 0 alone (``before_save_checkpoint`` runs there only), so a
+    hook that saves per-rank state gathers it beforehand, where every rank passes: after each
+    training epoch, and after the iterations for which this returns True.
+    """
+    if isinstance(getattr(runner, 'train_loop', None), EpochBasedTrainLoop):
+        return False
+    hooks = [h for h in getattr(runner, 'hooks', []) if isinstance(h, CheckpointHook)]
+    if not hooks:
+        return True
+    return any(
+        not h.by_epoch
+        and (
+            h.every_n_train_iters(runner, h.interval, h.save_begin)
+            or (h.save_last and h.is_last_train_iter(runner))
+        )
+        for h in hooks
+    )
+
+
 @HOOKS.register_module()
 class RandomStateHook(Hook):
     """Makes a resumed run draw the random numbers an uninterrupted run would.
@@ -80,33 +104,15 @@ class RandomStateHook(Hook):
         self._before_val: Optional[Dict[str, Any]] = None
         self._gathered: Optional[List[Dict[str, Any]]] = None
 
-    # Checkpoints are saved by rank 0 alone (``before_save_checkpoint`` runs there only), so
-    # under DDP the ranks' streams are gathered beforehand, where every rank passes: after each
-    # training epoch, and in an iteration-based loop after the iterations at which
-    # ``CheckpointHook`` saves (every iteration if it cannot be found). This hook runs before
-    # ``CheckpointHook`` (priority 'VERY_HIGH' vs 'VERY_LOW').
+    # Under DDP the ranks' streams are gathered where a checkpoint follows (see
+    # ``iter_checkpoint_due``); this hook runs before ``CheckpointHook`` ('VERY_LOW').
     def _gather(self) -> None:
         if get_world_size() > 1:
             self._gathered = all_gather_object(capture_random_state())
 
-    @staticmethod
-    def _iter_checkpoint_due(runner) -> bool:
-        hooks = [h for h in getattr(runner, 'hooks', []) if isinstance(h, CheckpointHook)]
-        if not hooks:
-            return True
-        return any(
-            not h.by_epoch
-            and (
-                h.every_n_train_iters(runner, h.interval, h.save_begin)
-                or (h.save_last and h.is_last_train_iter(runner))
-            )
-            for h in hooks
-        )
-
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if get_world_size() > 1 and not isinstance(runner.train_loop, EpochBasedTrainLoop):
-            if self._iter_checkpoint_due(runner):
-                self._gather()
+        if get_world_size() > 1 and iter_checkpoint_due(runner):
+            self._gather()
 
     def after_train_epoch(self, runner) -> None:
         self._gather()

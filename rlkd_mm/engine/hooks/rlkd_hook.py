@@ -15,6 +15,8 @@ from rlkd_mm.agent import AgentStep, Transition, merge_iterations
 from rlkd_mm.registry import HOOKS
 from rlkd_mm.temperature.rl import RLTemperature
 
+from .random_state_hook import iter_checkpoint_due
+
 # Offset between the action-noise seeds of consecutive ranks (a large prime, so that the
 # seeds of different ranks never coincide with those of the minibatch generator).
 _RANK_SEED_STRIDE = 1_000_003
@@ -67,11 +69,14 @@ class RLKDHook(Hook):
     that a checkpoint saved at iteration ``i`` holds the agent after iteration ``i``.
 
     Checkpoints: ``checkpoint['rlkd_agent']`` holds the agent (networks, optimizers,
-    normalisation, reward scale, buffer, reward window, counters, generators), the step waiting
-    for its transition, the loss EMA and the counters, so that a resumed single-process run
-    takes exactly the actions of an uninterrupted one. Under DDP only rank 0 writes the file,
-    so after a resume the other ranks start with empty buffers and fresh action noise, while
-    the agent itself is restored identically on all ranks.
+    normalisation, reward scale, buffer, reward window, counters, generators), the policy's
+    state in flight (warm-up statistics not yet merged, the pending step, dumps), the step
+    waiting for its transition, the reward modes' state kept across iterations (the influence
+    probe batch), the loss EMA and the counters, so that a resumed run takes exactly the
+    actions of an uninterrupted one wherever the checkpoint falls. Under DDP only rank 0 writes
+    the file: each rank's own part (experience, held step, noise stream, warm-up statistics,
+    probe batch) is gathered before a checkpoint (``ranks``) and given back to that rank on
+    resume with the same number of processes.
 
     Args:
         reward (str): 'instance', 'influence' or 'batch'. Defaults to 'influence', the
@@ -129,6 +134,8 @@ class RLKDHook(Hook):
         self._num_transitions = 0
         self._num_updates = 0
         self._restored = False
+        # Every rank's own state, gathered under DDP before a checkpoint (rank 0 writes it).
+        self._gathered: Optional[List[Dict[str, Any]]] = None
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -311,6 +318,8 @@ class RLKDHook(Hook):
         if self.every_n_train_iters(runner, self.log_interval):
             hub.update_scalar('train/rlkd_phase', float(agent.phase))
             hub.update_scalar('train/rlkd_empty_batches', float(policy.num_empty_batches))
+        if get_world_size() > 1 and iter_checkpoint_due(runner):
+            self._gather(runner)
 
     def _instance_rewards(self, runner, step: Optional[AgentStep]) -> Optional[torch.Tensor]:
         """Per-instance rewards of this iteration from the distiller's re-evaluation."""
@@ -404,21 +413,50 @@ class RLKDHook(Hook):
         )
 
     # ------------------------------------------------------------------ checkpoints
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        policy = self._get_policy(runner)
-        state = policy.rl_state_dict()
+    def _state(self, runner) -> Dict[str, Any]:
+        """This rank's whole RLKD state on the CPU: the policy's (agent included), the held
+        iteration, the reward modes' state kept across iterations, and the hook's counters."""
+        state = self._get_policy(runner).rl_state_dict()
         held = None
         if self._held is not None:
             held = _held_to(self._held, 'cpu')
             held['step'] = None if held['step'] is None else held['step'].to_dict()
         state.update(
             held=held,
+            reward_state=self._reward_state(runner),
             loss_ema=self._loss_ema,
             num_transitions=self._num_transitions,
             num_updates=self._num_updates,
             world_size=get_world_size(),
             reward=self.reward,
         )
+        return state
+
+    def _reward_state(self, runner) -> Optional[Dict[str, Any]]:
+        """The model's reward-mode state kept across iterations (None for a model that keeps
+        none, i.e. has no ``reward_state``)."""
+        model = self._unwrap(runner)
+        return model.reward_state() if hasattr(model, 'reward_state') else None
+
+    def _load_reward_state(self, runner, state: Optional[Dict[str, Any]], device) -> None:
+        model = self._unwrap(runner)
+        if hasattr(model, 'load_reward_state'):
+            model.load_reward_state(state or {}, device)
+
+    def _gather(self, runner) -> None:
+        """Under DDP, collect every rank's own part of the state before a checkpoint (only
+        rank 0 writes it)."""
+        if get_world_size() > 1:
+            self._gathered = all_gather_object(_rank_local(self._state(runner)))
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = self._state(runner)
+        if self._gathered is not None:
+            state['ranks'] = self._gathered
+            self._gathered = None
         checkpoint['rlkd_agent'] = state
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -430,6 +468,19 @@ class RLKDHook(Hook):
                 level=logging.WARNING,
             )
             return
+        ranks, world, rank = state.get('ranks'), get_world_size(), get_rank()
+        own = ranks is not None and len(ranks) == world
+        if own:
+            local = ranks[rank]
+            state = {**state, **local, 'agent': {**state['agent'], **local['agent']}}
+        elif world > 1:
+            print_log(
+                f'RLKDHook: the checkpoint holds the RLKD state of {len(ranks or [None])} '
+                f'rank(s), this run has {world}; ranks other than 0 start with empty '
+                'experience and fresh action noise',
+                logger='current',
+                level=logging.WARNING,
+            )
         policy = self._get_policy(runner)
         policy.load_rl_state_dict(state)
         agent = policy.agent
@@ -439,15 +490,30 @@ class RLKDHook(Hook):
             held['step'] = None if held['step'] is None else AgentStep.from_dict(held['step'])
             held = _held_to(held, agent.device)
         self._held = held
+        self._load_reward_state(runner, state.get('reward_state'), agent.device)
         self._loss_ema = state.get('loss_ema')
         self._num_transitions = int(state.get('num_transitions', 0))
         self._num_updates = int(state.get('num_updates', 0))
         self._restored = True
-        if get_rank() > 0:
-            # The saved buffer, held step and noise state are rank 0's own.
+        if rank > 0 and not own:
             agent.buffer.clear()
             self._held = None
-            agent.seed_actions(agent.seed + 1 + _RANK_SEED_STRIDE * get_rank())
+            policy.pop_pending()
+            policy.pop_warmup_moments()
+            self._load_reward_state(runner, None, agent.device)
+            agent.seed_actions(agent.seed + 1 + _RANK_SEED_STRIDE * rank)
+
+
+#: Parts of the agent's state that differ between DDP ranks (the rest is synchronised).
+_RANK_LOCAL_AGENT_KEYS = ('buffer', 'action_generator')
+
+
+def _rank_local(state: Dict[str, Any]) -> Dict[str, Any]:
+    """The part of a rank's state that other ranks do not share: everything but the
+    synchronised agent, plus the agent's own experience and action-noise stream."""
+    local = {k: v for k, v in state.items() if k != 'agent'}
+    local['agent'] = {k: state['agent'][k] for k in _RANK_LOCAL_AGENT_KEYS}
+    return local
 
 
 def _held_to(held: Dict[str, Any], device: Any) -> Dict[str, Any]:

@@ -11,7 +11,9 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS as ROOT_MODELS
 from torch import Tensor, nn
 
+from rlkd_mm.agent import tensors_to
 from rlkd_mm.registry import MODELS
+from rlkd_mm.temperature import TemperatureOutput
 from rlkd_mm.utils.config import load_model_config
 from rlkd_mm.utils.fileio import check_checkpoint_readable, load_weights_only, resolve_checkpoint
 
@@ -70,8 +72,9 @@ class BaseDistiller(BaseModel):
             ``torchvision://`` / ``open-mmlab://`` name (downloaded once into torch hub's
             cache). ``None`` keeps a randomly initialised teacher and warns.
         temperature (dict): the temperature policy config (``FixedTemperature``,
-            ``CTKDTemperature``, ``LogitStdTemperature``, ``DTKDTemperature``,
-            ``RLTemperature``).
+            ``CTKDTemperature``, ``LogitStdTemperature``, ``ScaledLogitStdTemperature``,
+            ``DTKDTemperature``, ``CISTTemperature``, ``RandomTemperature``,
+            ``RuleTemperature``, ``RLTemperature``); it returns a ``TemperatureOutput``.
         data_preprocessor (dict, optional): a preprocessor config with a ``type``; by default
             (and for a dict without ``type``) the student's own preprocessor is used.
         init_cfg (dict, optional): initialisation config of the distiller.
@@ -112,7 +115,8 @@ class BaseDistiller(BaseModel):
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         # What RLKDHook's per-instance rewards need from the current / the previous rewarded
-        # iteration (plain attributes: never saved, moved or synchronised).
+        # iteration (plain attributes, not in the state dict: the probe batch, which outlives
+        # an iteration, is saved by RLKDHook through ``reward_state``).
         self._reward_cache: Optional[Dict[str, Any]] = None
         self._probe_cache: Optional[Dict[str, Any]] = None
         # Multiplier of the KD terms, set per iteration by KDWarmupHook (1 without it).
@@ -175,40 +179,73 @@ class BaseDistiller(BaseModel):
 
     def choose_temperatures(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
-    ) -> Tuple[Tuple[Tensor, Tensor], Optional[Tensor], Dict[str, Tensor]]:
-        """Temperatures (and KD weights) of the instances and their statistics for the log.
-
-        A policy returns ``(T_s, T_t)`` or ``(T_s, T_t, weight)``; the weight (CIST) multiplies
-        each instance's KD term.
+    ) -> Tuple[TemperatureOutput, Dict[str, Tensor]]:
+        """The policy's :class:`TemperatureOutput` for the instances and statistics for the log.
 
         Args:
-            student_logits (Tensor): [N, C], with gradient (logit standardisation uses it).
+            student_logits (Tensor): [N, C], with gradient (logit standardisation and DTKD use
+                it).
             teacher_logits (Tensor): [N, C].
             gt_labels (Tensor, optional): [N] ground-truth labels.
 
         Returns:
-            tuple: ``((T_student[N], T_teacher[N]), weight[N] | None, stats)`` where ``stats``
-            holds the non-loss scalars ``t_mean``, ``t_std``, ``t_min``, ``t_max`` (of the
-            student temperature) and, with a weight, ``kd_weight_std``.
+            tuple: ``(output, stats)``: the policy's output with every term's ``weight``
+            detached, and ``stats``, the non-loss scalars ``t_mean``, ``t_std``, ``t_min``,
+            ``t_max`` (of the student temperature) and, with a weight, ``kd_weight_std``.
+
+        Raises:
+            TypeError: the policy returned anything but a ``TemperatureOutput``.
         """
         self._check_finite('student logits', student_logits.detach())
         self._check_finite('teacher logits', teacher_logits)
         out = self.temperature(student_logits, teacher_logits, gt_labels)
-        if not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
+        if not isinstance(out, TemperatureOutput):
             raise TypeError(
-                f'{type(self.temperature).__name__} must return (T_s, T_t) or '
-                f'(T_s, T_t, weight), got {type(out).__name__} of length '
-                f'{len(out) if isinstance(out, (tuple, list)) else "-"}'
+                f'{type(self.temperature).__name__} must return a rlkd_mm.temperature.'
+                f'TemperatureOutput(t_student, t_teacher, weight, prefactor, extra), got '
+                f'{type(out).__name__}'
             )
-        t_student, t_teacher = out[0], out[1]
-        weight = out[2].detach() if len(out) == 3 else None
+        out = detach_weights(out)
         stats = {}
-        if t_student.numel() > 0:
-            t = t_student.detach()
+        if out.t_student.numel() > 0:
+            t = out.t_student.detach()
             stats = dict(t_mean=t.mean(), t_std=t.std(unbiased=False), t_min=t.min(), t_max=t.max())
+            if out.weight is not None:
+                stats['kd_weight_std'] = out.weight.std(unbiased=False)
+        return out, stats
+
+    @staticmethod
+    def policy_kd_loss(
+        loss: nn.Module,
+        preds_S: Tensor,
+        preds_T: Tensor,
+        output: TemperatureOutput,
+        *args: Any,
+        weight: Optional[Tensor] = None,
+        **kwargs: Any,
+    ) -> Tensor:
+        """``loss`` summed over the policy's terms (``output.terms()``).
+
+        Every term is ``loss(preds_S, preds_T, (T_s, T_t), *args, weight=w,
+        prefactor=term.prefactor, **kwargs)`` with ``w`` the product of the distiller's own
+        ``weight`` (e.g. LD's score weight) and the term's ``weight`` (either may be None).
+        """
+        total = None
+        for term in output.terms():
+            w = term.weight
             if weight is not None:
-                stats['kd_weight_std'] = weight.std(unbiased=False)
-        return (t_student, t_teacher), weight, stats
+                w = weight if w is None else weight * w
+            value = loss(
+                preds_S,
+                preds_T,
+                term.temperatures,
+                *args,
+                weight=w,
+                prefactor=term.prefactor,
+                **kwargs,
+            )
+            total = value if total is None else total + value
+        return total
 
     def record_task_loss(self, losses: Dict[str, Tensor]) -> None:
         """Tell the policy the student's own (task) loss of this batch."""
@@ -239,6 +276,15 @@ class BaseDistiller(BaseModel):
     def clear_reward_cache(self) -> None:
         self._reward_cache = None
 
+    def reward_state(self) -> Dict[str, Any]:
+        """What the reward modes keep from one iteration to a later one (the influence
+        reward's probe batch), on the CPU, for ``RLKDHook``'s checkpoints."""
+        return dict(probe=tensors_to(self._probe_cache, 'cpu'))
+
+    def load_reward_state(self, state: Dict[str, Any], device: Any) -> None:
+        """Restore what :meth:`reward_state` returned, onto ``device``."""
+        self._probe_cache = tensors_to(state.get('probe'), device)
+
     @torch.no_grad()
     def instance_rewards(self, mode: str) -> Optional[Tensor]:
         """Per-instance rewards ``[N]`` of the cached iteration, measured on the student after
@@ -260,7 +306,7 @@ class BaseDistiller(BaseModel):
             raise ValueError(
                 f'{type(self).__name__} measures reward modes {self.reward_modes}, got {mode!r}'
             )
-        with _student_untouched(self.student):
+        with student_untouched(self.student):
             if mode == 'instance':
                 return cache['losses'] - self._instance_losses(cache)
             probe, self._probe_cache = self._probe_cache, cache
@@ -298,6 +344,13 @@ class BaseDistiller(BaseModel):
         the mean loss) of the student on a cached probe batch, and each row's weight group
         ``[M]`` (None: one shared weight)."""
         raise NotImplementedError(f'{type(self).__name__} has no influence reward')
+
+
+def detach_weights(output: TemperatureOutput) -> TemperatureOutput:
+    """``output`` with the weight of every term detached (extra terms included)."""
+    weight = output.weight.detach() if output.weight is not None else None
+    extra = tuple(detach_weights(term) for term in output.extra)
+    return output._replace(weight=weight, extra=extra)
 
 
 def with_score_type(temperature: dict, score_type: str) -> dict:
@@ -370,7 +423,7 @@ def captured_inputs(module: nn.Module, enabled: bool = True) -> Iterator[list]:
 
 
 @contextlib.contextmanager
-def _student_untouched(student: nn.Module) -> Iterator[None]:
+def student_untouched(student: nn.Module) -> Iterator[None]:
     """Run the student (in its current mode) without changing its buffers (BN running
     statistics, counters) or any RNG stream (dropout draws from a forked one)."""
     saved = {name: buf.clone() for name, buf in student.named_buffers()}

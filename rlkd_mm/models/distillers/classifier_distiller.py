@@ -1,14 +1,15 @@
 """Distillation of mmpretrain image classifiers with per-instance temperatures."""
 
 import inspect
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from rlkd_mm.registry import MODELS
+from rlkd_mm.temperature import TemperatureOutput
 
-from .base import BaseDistiller, ModelCfg
+from .base import BaseDistiller, ModelCfg, detach_weights, student_untouched
 
 
 @MODELS.register_module()
@@ -65,6 +66,9 @@ class ClassifierDistiller(BaseDistiller):
                 f'student and teacher disagree on the number of classes: '
                 f'student has {s_classes}, teacher has {t_classes}'
             )
+        if getattr(self.temperature, 'needs_features', False):
+            # plain attribute: the policy must not hold the distiller as a submodule
+            object.__setattr__(self.temperature, 'logit_grads_fn', self.candidate_logit_grads)
 
     reward_modes = ('instance', 'influence')
 
@@ -113,7 +117,12 @@ class ClassifierDistiller(BaseDistiller):
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         head = self.student.head
         reward_mode = self.reward_mode()
-        student_logits, features = self._logits(inputs, reward_mode == 'influence')
+        needs_features = self.training and getattr(self.temperature, 'needs_features', False)
+        student_logits, features = self._logits(
+            inputs, reward_mode == 'influence' or needs_features
+        )
+        if needs_features:
+            self.temperature.features = features
         # Reuse the head's own target handling and loss; fall back to a second head forward
         # for heads without the private ``_get_loss`` split.
         if hasattr(head, '_get_loss'):
@@ -124,15 +133,11 @@ class ClassifierDistiller(BaseDistiller):
             teacher_logits = self.teacher(inputs, mode='tensor')
 
         gt_labels = self._hard_labels(data_samples).to(student_logits.device)
-        temperatures, weight, stats = self.choose_temperatures(
-            student_logits, teacher_logits, gt_labels
+        temperatures, stats = self.choose_temperatures(student_logits, teacher_logits, gt_labels)
+        labels = (gt_labels,) if self._needs_labels else ()
+        loss_kd = self.policy_kd_loss(
+            self.kd_loss, student_logits, teacher_logits, temperatures, *labels
         )
-        if self._needs_labels:
-            loss_kd = self.kd_loss(
-                student_logits, teacher_logits, temperatures, gt_labels, weight=weight
-            )
-        else:
-            loss_kd = self.kd_loss(student_logits, teacher_logits, temperatures, weight=weight)
         self.record_task_loss(losses)
         losses['loss_kd'] = loss_kd
         self.apply_kd_warmup(losses)
@@ -140,6 +145,63 @@ class ClassifierDistiller(BaseDistiller):
             self._cache_rewards(reward_mode, inputs, data_samples, student_logits, features, losses)
         losses.update(stats)
         return losses
+
+    def candidate_logit_grads(
+        self,
+        student_logits: Tensor,
+        teacher_logits: Tensor,
+        gt_labels: Tensor,
+        num_candidates: int,
+        policy_fn: Callable[[Tensor, Tensor, Tensor], TemperatureOutput],
+    ) -> Tensor:
+        """Each instance's gradient of its trained objective w.r.t. its own logits under K
+        candidate policies: ``[K, N, C]``.
+
+        The instances are repeated K times (candidate-major) and ``policy_fn(z[K*N, C],
+        t[K*N, C], labels[K*N])`` gives candidate ``k``'s output for the ``k``-th copy, so a
+        temperature that depends on the student logits (logit standardisation, DTKD) keeps
+        that gradient. The objective of an instance is its task loss (the head's loss module
+        on the label) plus its KD loss (the distiller's ``kd_loss`` with its weight and the KD
+        warm-up factor), at the current logits; the common ``1 / N`` of the batch mean is left
+        out. One batched backward for all K candidates.
+        """
+        n, c = student_logits.shape
+        labels = gt_labels.repeat(num_candidates)
+        with torch.enable_grad():
+            z = student_logits.detach().float().repeat(num_candidates, 1).requires_grad_(True)
+            t = teacher_logits.detach().float().repeat(num_candidates, 1)
+            task = self._per_image_loss(z, labels).sum()
+            kd_labels = (labels,) if self._needs_labels else ()
+            kd = self.policy_kd_loss(
+                self.kd_loss,
+                z,
+                t,
+                detach_weights(policy_fn(z, t, labels)),
+                *kd_labels,
+                reduction_override='sum',
+            )
+            (grads,) = torch.autograd.grad(task + self.kd_warmup_factor * kd, z)
+        return grads.reshape(num_candidates, n, c)
+
+    def last_layer(self) -> Tuple[Tensor, Tensor]:
+        """The weight ``[C, D]`` and bias ``[C]`` of the layer that makes the class logits."""
+        fc = getattr(self.student.head, 'fc', None)
+        if not isinstance(fc, nn.Linear) or fc.bias is None:
+            raise TypeError(
+                'the student head needs a linear fc with a bias (e.g. LinearClsHead), got '
+                f'{type(self.student.head).__name__}'
+            )
+        return fc.weight, fc.bias
+
+    @torch.no_grad()
+    def quiz_gradients(self, inputs: Tensor, data_samples: List) -> Tuple[Tensor, Tensor]:
+        """Last-layer inputs ``[M, D]`` and task-loss gradients w.r.t. the logits ``[M, C]``
+        (of the mean loss) of the student on a batch, in training mode, its buffers and the
+        random streams left as they were."""
+        cache = dict(inputs=inputs, targets=self._targets(data_samples))
+        with student_untouched(self.student):
+            features, grads, _ = self._probe_gradients(cache)
+        return features, grads
 
     def _cache_rewards(
         self,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rlkd_mm.registry import MODELS
+from rlkd_mm.temperature import TemperatureOutput
 
 from .base import BaseDistiller, ModelCfg, captured_inputs, check_score_type, with_score_type
 
@@ -61,7 +62,8 @@ class SingleStageDetDistiller(BaseDistiller):
        normalised as the head's ``loss_by_feat`` does, so they equal ``student.loss``) and the
        KD instances: the priors whose label lies in [0, C);
     3. the class logits [P, C] of student and teacher at the P positives (all levels and images)
-       go to ``choose_temperatures`` once; every positive gets its (T_s, T_t);
+       go to ``choose_temperatures`` once; every positive gets its (T_s, T_t) (and the
+       policy's prefactor and extra terms, summed through the same loss);
     4. ``kd_loss`` (``InstanceSigmoidKDLoss``) on the [P, C] logits, averaged over the
        positives (``avg_factor`` = number of positives, averaged over ranks as the head's own
        ``avg_factor``), and, for GFL, ``ld_loss`` (``InstanceLDLoss``) on the box-side
@@ -101,9 +103,10 @@ class SingleStageDetDistiller(BaseDistiller):
         ld_loss (dict, optional): LD loss on the box-side distributions; needs GFL heads on both
             sides. ``None`` disables it (required for RetinaNet / ATSS). The default weight
             0.25 / 17 is mmdet's LD weight 0.25 for GFL's default ``reg_max`` = 16.
-        ld_temperature (str): ``'pair'`` (default): LD gets the policy's (T_s, T_t) as the
-            class-score term does; ``'teacher'``: LD gets (T_t, T_t). A policy's per-instance
-            KD weight (CIST) multiplies both terms.
+        ld_temperature (str): ``'pair'`` (default): LD gets the policy's whole output as the
+            class-score term does ((T_s, T_t), its prefactor and its extra terms);
+            ``'teacher'``: LD gets (T_t, T_t) with the plain ``T_t^2`` scale and no extra
+            terms. A policy's per-instance KD weight (CIST) multiplies both terms.
 
     Example:
         >>> model = dict(
@@ -369,7 +372,7 @@ class SingleStageDetDistiller(BaseDistiller):
         pos_labels = labels[pos]
         num_pos = pos.numel()
 
-        temperatures, kd_weight, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
+        temperatures, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
 
         if self.kd_loss is not None:
             # normalised like the head's own classification loss: by the positives, averaged over
@@ -377,8 +380,8 @@ class SingleStageDetDistiller(BaseDistiller):
             # ranks' collectives would no longer pair up.
             avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
             if num_pos > 0:
-                losses['loss_kd'] = self.kd_loss(
-                    s_cls, t_cls, temperatures, weight=kd_weight, avg_factor=avg
+                losses['loss_kd'] = self.policy_kd_loss(
+                    self.kd_loss, s_cls, t_cls, temperatures, avg_factor=avg
                 )
             else:
                 losses['loss_kd'] = _zero_like_sum(s_outs[0])
@@ -387,14 +390,20 @@ class SingleStageDetDistiller(BaseDistiller):
                 bins = self.student.bbox_head.reg_max + 1
                 s_box = _flatten_levels(s_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
                 t_box = _flatten_levels(t_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
-                weight = s_cls.detach().sigmoid().max(dim=1)[0]
-                if kd_weight is not None:
-                    weight = weight * kd_weight
+                score_weight = s_cls.detach().sigmoid().max(dim=1)[0]
                 ld_temperatures = temperatures
                 if self.ld_temperature == 'teacher':
-                    ld_temperatures = (temperatures[1], temperatures[1])
-                losses['loss_ld'] = self.ld_loss(
-                    s_box, t_box, ld_temperatures, weight=weight, avg_factor=1.0
+                    # one temperature per prior, the plain T_t^2 scale, no extra terms
+                    ld_temperatures = TemperatureOutput(
+                        temperatures.t_teacher, temperatures.t_teacher, temperatures.weight
+                    )
+                losses['loss_ld'] = self.policy_kd_loss(
+                    self.ld_loss,
+                    s_box,
+                    t_box,
+                    ld_temperatures,
+                    weight=score_weight,
+                    avg_factor=1.0,
                 )
             else:
                 losses['loss_ld'] = _zero_like_sum(s_outs[1])

@@ -234,13 +234,14 @@ class TwoStageDetDistiller(BaseDistiller):
         with torch.no_grad():
             t_results = self.teacher.roi_head._bbox_forward(self.teacher.extract_feat(inputs), rois)
         s_cls, t_cls = s_results['cls_score'], t_results['cls_score']
-        temperatures, weight, stats = self.choose_temperatures(s_cls, t_cls, roi_labels)
+        temperatures, stats = self.choose_temperatures(s_cls, t_cls, roi_labels)
         if s_cls.shape[0] == 0:
             losses['loss_kd'] = s_cls.sum() * 0
-        elif self._needs_labels:
-            losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures, roi_labels, weight=weight)
         else:
-            losses['loss_kd'] = self.kd_loss(s_cls, t_cls, temperatures, weight=weight)
+            labels = (roi_labels,) if self._needs_labels else ()
+            losses['loss_kd'] = self.policy_kd_loss(
+                self.kd_loss, s_cls, t_cls, temperatures, *labels
+            )
         if self.reg_kd_loss is not None:
             losses['loss_reg_kd'] = self._reg_kd(
                 s_results['bbox_pred'], t_results['bbox_pred'], roi_labels

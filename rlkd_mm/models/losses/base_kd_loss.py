@@ -8,6 +8,7 @@ from .utils import (
     TemperatureType,
     check_instance_weight,
     check_logit_pair,
+    check_prefactor,
     check_reduction,
     split_temperature,
     weight_reduce_loss,
@@ -20,6 +21,10 @@ class BaseInstanceKDLoss(nn.Module):
     Subclasses compute a per-instance loss of shape [N]; this class checks the inputs, splits the
     temperature argument into ``(T_s[N], T_t[N])`` and applies mmdet's weighting and reduction
     (``weight``, ``avg_factor``, ``reduction_override``) and ``loss_weight``.
+
+    Every instance's divergence is multiplied by ``T_s * T_t`` (Hinton's ``T^2`` for a shared T)
+    unless a ``prefactor`` [N] is given, which then replaces that factor (its gradient is kept):
+    the scale a temperature policy's authors use (``TemperatureOutput.prefactor``).
 
     Args:
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
@@ -41,14 +46,16 @@ class BaseInstanceKDLoss(nn.Module):
         temperature: TemperatureType,
         weight: Optional[Tensor],
         reduction_override: Optional[str],
-    ) -> Tuple[str, Tensor, Tensor]:
-        """Check the inputs; return the reduction to use and the temperatures ``(T_s, T_t)``."""
+        prefactor: Optional[Tensor] = None,
+    ) -> Tuple[str, Tensor, Tensor, Optional[Tensor]]:
+        """Check the inputs; return the reduction to use, the temperatures ``(T_s, T_t)`` and
+        the prefactor ([N] or None)."""
         reduction = check_reduction(reduction_override or self.reduction, 'reduction_override')
         check_logit_pair(preds_S, preds_T, self.pred_dim)
         n = preds_S.shape[0]
         check_instance_weight(weight, n)
         t_s, t_t = split_temperature(temperature, n, preds_S)
-        return reduction, t_s, t_t
+        return reduction, t_s, t_t, check_prefactor(prefactor, n, preds_S)
 
     def _reduce(
         self,
@@ -59,7 +66,14 @@ class BaseInstanceKDLoss(nn.Module):
     ) -> Tensor:
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
 
-    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+    def _instance_loss(
+        self,
+        preds_S: Tensor,
+        preds_T: Tensor,
+        t_s: Tensor,
+        t_t: Tensor,
+        prefactor: Optional[Tensor] = None,
+    ) -> Tensor:
         raise NotImplementedError
 
     def forward(
@@ -70,6 +84,7 @@ class BaseInstanceKDLoss(nn.Module):
         weight: Optional[Tensor] = None,
         avg_factor: Optional[float] = None,
         reduction_override: Optional[str] = None,
+        prefactor: Optional[Tensor] = None,
     ) -> Tensor:
         """Compute the loss.
 
@@ -81,12 +96,14 @@ class BaseInstanceKDLoss(nn.Module):
             weight (Tensor, optional): Per-instance weight, shape [N].
             avg_factor (float, optional): Divisor of the summed loss for 'mean'.
             reduction_override (str, optional): Replaces ``self.reduction`` for this call.
+            prefactor (Tensor, optional): Per-instance multiplier of the divergence, shape [N]
+                (or a number), in place of ``T_s * T_t``. Gradient kept.
 
         Returns:
             Tensor: Shape [N] for 'none', else 0-dim.
         """
-        reduction, t_s, t_t = self._prepare(
-            preds_S, preds_T, temperature, weight, reduction_override
+        reduction, t_s, t_t, prefactor = self._prepare(
+            preds_S, preds_T, temperature, weight, reduction_override, prefactor
         )
-        loss = self._instance_loss(preds_S, preds_T, t_s, t_t)
+        loss = self._instance_loss(preds_S, preds_T, t_s, t_t, prefactor)
         return self._reduce(loss, weight, reduction, avg_factor)

@@ -4,6 +4,8 @@ An instance here is one positive prior (anchor or point): its box-side distribut
 or its per-class sigmoid scores.
 """
 
+from typing import Optional
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -12,7 +14,13 @@ from rlkd_mm.registry import MODELS
 from .base_kd_loss import BaseInstanceKDLoss
 
 
-def instance_ld_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+def instance_ld_loss(
+    preds_S: Tensor,
+    preds_T: Tensor,
+    t_s: Tensor,
+    t_t: Tensor,
+    prefactor: Optional[Tensor] = None,
+) -> Tensor:
     """Per-prior localization distillation loss.
 
     Args:
@@ -20,6 +28,7 @@ def instance_ld_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor)
         preds_T (Tensor): Teacher box-side logits, shape [N, 4, R + 1]. Detached here.
         t_s (Tensor): Student temperatures, shape [N], shared by the prior's 4 sides.
         t_t (Tensor): Teacher temperatures, shape [N].
+        prefactor (Tensor, optional): Shape [N], replaces ``T_s * T_t``.
 
     Returns:
         Tensor: ``T_s * T_t * mean over sides of KL(side_t || side_s)``, shape [N].
@@ -27,10 +36,17 @@ def instance_ld_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor)
     log_p_s = F.log_softmax(preds_S / t_s[:, None, None], dim=2)
     log_p_t = F.log_softmax(preds_T.detach() / t_t[:, None, None], dim=2)
     kl = F.kl_div(log_p_s, log_p_t, reduction='none', log_target=True).sum(dim=2)
-    return kl.mean(dim=1) * t_s * t_t
+    kl = kl.mean(dim=1)
+    return kl * t_s * t_t if prefactor is None else kl * prefactor
 
 
-def instance_sigmoid_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
+def instance_sigmoid_kd_loss(
+    preds_S: Tensor,
+    preds_T: Tensor,
+    t_s: Tensor,
+    t_t: Tensor,
+    prefactor: Optional[Tensor] = None,
+) -> Tensor:
     """Per-instance KD loss between independent per-class Bernoulli distributions.
 
     Args:
@@ -38,6 +54,7 @@ def instance_sigmoid_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t:
         preds_T (Tensor): Teacher class logits, shape [N, C]. Detached here.
         t_s (Tensor): Student temperatures, shape [N].
         t_t (Tensor): Teacher temperatures, shape [N].
+        prefactor (Tensor, optional): Shape [N], replaces ``T_s * T_t``.
 
     Returns:
         Tensor: ``T_s * T_t * sum_c KL(Bern(sigmoid(z_t / T_t)) || Bern(sigmoid(z_s / T_s)))``,
@@ -49,7 +66,8 @@ def instance_sigmoid_kd_loss(preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t:
     log_pos_s, log_neg_s = F.logsigmoid(z_s), F.logsigmoid(-z_s)
     log_pos_t, log_neg_t = F.logsigmoid(z_t), F.logsigmoid(-z_t)
     kl = log_pos_t.exp() * (log_pos_t - log_pos_s) + log_neg_t.exp() * (log_neg_t - log_neg_s)
-    return kl.sum(dim=1) * t_s * t_t
+    kl = kl.sum(dim=1)
+    return kl * t_s * t_t if prefactor is None else kl * prefactor
 
 
 @MODELS.register_module()
@@ -76,8 +94,15 @@ class InstanceLDLoss(BaseInstanceKDLoss):
 
     pred_dim = 3
 
-    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
-        return instance_ld_loss(preds_S, preds_T, t_s, t_t)
+    def _instance_loss(
+        self,
+        preds_S: Tensor,
+        preds_T: Tensor,
+        t_s: Tensor,
+        t_t: Tensor,
+        prefactor: Optional[Tensor] = None,
+    ) -> Tensor:
+        return instance_ld_loss(preds_S, preds_T, t_s, t_t, prefactor)
 
 
 @MODELS.register_module()
@@ -103,5 +128,12 @@ class InstanceSigmoidKDLoss(BaseInstanceKDLoss):
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
 
-    def _instance_loss(self, preds_S: Tensor, preds_T: Tensor, t_s: Tensor, t_t: Tensor) -> Tensor:
-        return instance_sigmoid_kd_loss(preds_S, preds_T, t_s, t_t)
+    def _instance_loss(
+        self,
+        preds_S: Tensor,
+        preds_T: Tensor,
+        t_s: Tensor,
+        t_t: Tensor,
+        prefactor: Optional[Tensor] = None,
+    ) -> Tensor:
+        return instance_sigmoid_kd_loss(preds_S, preds_T, t_s, t_t, prefactor)

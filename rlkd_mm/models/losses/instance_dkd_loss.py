@@ -41,6 +41,7 @@ def instance_dkd_loss(
     t_t: Tensor,
     alpha: float = 1.0,
     beta: float = 8.0,
+    prefactor: Optional[Tensor] = None,
 ) -> Tensor:
     """Per-instance DKD loss ``T_s * T_t * (alpha * TCKD + beta * NCKD)``.
 
@@ -52,6 +53,7 @@ def instance_dkd_loss(
         t_t (Tensor): Teacher temperatures, shape [N].
         alpha (float): Weight of the target-class term TCKD.
         beta (float): Weight of the non-target-class term NCKD.
+        prefactor (Tensor, optional): Shape [N], replaces ``T_s * T_t``.
 
     Returns:
         Tensor: Loss per instance, shape [N].
@@ -66,7 +68,8 @@ def instance_dkd_loss(
     # from the target logit", and unlike it stays exact for logits of any magnitude.
     q_t = log_q_t.exp().masked_fill(target_mask, 0.0)
     nckd = (q_t * (log_q_t - log_q_s)).sum(dim=1)
-    return (alpha * tckd + beta * nckd) * t_s * t_t
+    loss = alpha * tckd + beta * nckd
+    return loss * t_s * t_t if prefactor is None else loss * prefactor
 
 
 @MODELS.register_module()
@@ -76,7 +79,8 @@ class InstanceDKDLoss(BaseInstanceKDLoss):
     DKD splits the KD loss of instance i into TCKD, the binary KL between teacher and student
     over (target class, all other classes), and NCKD, the KL between their distributions over
     the non-target classes alone (renormalised without the target class). Both use the
-    instance's temperatures, ``p = softmax(z / T)``, and both are scaled by ``T_s,i * T_t,i``:
+    instance's temperatures, ``p = softmax(z / T)``, and both are scaled by ``T_s,i * T_t,i``
+    (or by a ``prefactor`` [N] given to ``forward``):
 
     ``loss_i = T_s,i * T_t,i * (alpha * TCKD_i + beta * NCKD_i)``.
 
@@ -111,6 +115,7 @@ class InstanceDKDLoss(BaseInstanceKDLoss):
         weight: Optional[Tensor] = None,
         avg_factor: Optional[float] = None,
         reduction_override: Optional[str] = None,
+        prefactor: Optional[Tensor] = None,
     ) -> Tensor:
         """Compute the loss.
 
@@ -124,12 +129,14 @@ class InstanceDKDLoss(BaseInstanceKDLoss):
             weight (Tensor, optional): Per-instance weight, shape [N].
             avg_factor (float, optional): Divisor of the summed loss for 'mean'.
             reduction_override (str, optional): Replaces ``self.reduction`` for this call.
+            prefactor (Tensor, optional): Per-instance multiplier [N] (or a number) in place of
+                ``T_s * T_t``. Gradient kept.
 
         Returns:
             Tensor: Shape [N] for 'none', else 0-dim.
         """
-        reduction, t_s, t_t = self._prepare(
-            preds_S, preds_T, temperature, weight, reduction_override
+        reduction, t_s, t_t, prefactor = self._prepare(
+            preds_S, preds_T, temperature, weight, reduction_override, prefactor
         )
         n, num_classes = preds_S.shape
         if num_classes < 2:
@@ -138,7 +145,7 @@ class InstanceDKDLoss(BaseInstanceKDLoss):
             )
         self._check_labels(gt_labels, n, num_classes)
         loss = instance_dkd_loss(
-            preds_S, preds_T, gt_labels.long(), t_s, t_t, self.alpha, self.beta
+            preds_S, preds_T, gt_labels.long(), t_s, t_t, self.alpha, self.beta, prefactor
         )
         return self._reduce(loss, weight, reduction, avg_factor)
 

@@ -114,6 +114,12 @@ def split_temperature(temperature: TemperatureType, n: int, like: Tensor) -> Tup
         TypeError: ``temperature`` is of another type, or a sequence that is not a pair.
         ValueError: a tensor of the wrong shape or a temperature that is not > 0.
     """
+    if isinstance(temperature, tuple) and 'prefactor' in getattr(temperature, '_fields', ()):
+        raise TypeError(
+            'temperature is a policy output (TemperatureOutput): pass output.temperatures with '
+            'prefactor=output.prefactor and weight=output.weight for each of output.terms(), '
+            'or sum them with BaseDistiller.policy_kd_loss'
+        )
     if isinstance(temperature, (tuple, list)):
         if len(temperature) != 2:
             raise TypeError(
@@ -134,6 +140,31 @@ def check_instance_weight(weight: Optional[Tensor], n: int) -> None:
             f'weight must be a per-instance tensor of shape [N]=({n},), got shape '
             f'{tuple(weight.shape)}'
         )
+
+
+def check_prefactor(prefactor: Optional[Tensor], n: int, like: Tensor) -> Optional[Tensor]:
+    """``prefactor`` as a tensor [N] in ``like``'s dtype and device (gradient kept), or None.
+
+    Accepts None, a number, a 0-dim tensor or a tensor of shape [N]; raises ``TypeError`` /
+    ``ValueError`` otherwise.
+    """
+    if prefactor is None:
+        return None
+    if isinstance(prefactor, Tensor):
+        if prefactor.dim() == 0:
+            return prefactor.to(dtype=like.dtype, device=like.device).expand(n)
+        if tuple(prefactor.shape) == (n,):
+            return prefactor.to(dtype=like.dtype, device=like.device)
+        raise ValueError(
+            f'prefactor must be a number, a 0-dim tensor or a tensor of shape [N]=({n},), got '
+            f'shape {tuple(prefactor.shape)}'
+        )
+    if isinstance(prefactor, Real) and not isinstance(prefactor, bool):
+        return torch.full((n,), float(prefactor), dtype=like.dtype, device=like.device)
+    raise TypeError(
+        f'prefactor must be None, a number or a tensor, got {type(prefactor).__name__}: '
+        f'{prefactor!r}'
+    )
 
 
 def check_logit_pair(preds_S: Tensor, preds_T: Tensor, dim: int) -> None:

@@ -1,0 +1,186 @@
+"""Exact resume: a run resumed from any of its epoch checkpoints ends bit for bit as the straight
+run (student, optimizer, agent, hook and reward state), for the shipped digits RLKD configs and
+with checkpoints placed inside the warm-up, at its last iteration, while the agent acts, between a
+rewarded iteration and its update, and in the middle of a gradient accumulation; every reward
+mode; and two gloo processes."""
+
+import os
+import os.path as osp
+import subprocess
+
+import pytest
+import torch
+from gloo_helpers import free_port
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from tools.train import make_crash_safe
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+EPOCHS = 3
+
+
+def _assert_equal(a, b, path='checkpoint'):
+    """Deep bitwise equality of two saved states, naming the first difference."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.shape == b.shape, path
+        assert torch.equal(a, b) or (
+            a.is_floating_point()
+            and torch.equal(a.isnan(), b.isnan())
+            and torch.equal(a.nan_to_num(), b.nan_to_num())
+        ), f'{path} differs (max abs diff {float((a.double() - b.double()).abs().max()):.3g})'
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f'{path}: keys {sorted(a)} vs {sorted(b)}'
+        for key in a:
+            _assert_equal(a[key], b[key], f'{path}.{key}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f'{path}: length {len(a)} vs {len(b)}'
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_equal(x, y, f'{path}[{i}]')
+    elif isinstance(a, float) and a != a:
+        assert b != b, path
+    else:
+        assert a == b, f'{path}: {a!r} vs {b!r}'
+
+
+def _final(work):
+    ckpt = torch.load(osp.join(work, f'epoch_{EPOCHS}.pth'), weights_only=False)
+    return {key: ckpt[key] for key in ('state_dict', 'optimizer', 'rlkd_agent', 'param_schedulers')}
+
+
+def _train(cfg, work, resume_from=None):
+    cfg = cfg.copy()
+    cfg.work_dir = work
+    cfg.experiment_name = osp.basename(work)
+    if resume_from is not None:
+        cfg.resume, cfg.load_from = True, resume_from
+    make_crash_safe(cfg)
+    Runner.from_cfg(cfg).train()
+
+
+def _check_resume_at_every_epoch(cfg, tmp_path):
+    straight = str(tmp_path / 'straight')
+    _train(cfg, straight)
+    expected = _final(straight)
+    agent = expected['rlkd_agent']['agent']
+    assert agent['update_count'] > 0  # the agent learnt: its state matters for the comparison
+    for epoch in range(1, EPOCHS):
+        work = str(tmp_path / f'resumed_{epoch}')
+        _train(cfg, work, resume_from=osp.join(straight, f'epoch_{epoch}.pth'))
+        _assert_equal(_final(work), expected, f'resumed at epoch {epoch}')
+
+
+def _cls_config(tmp_path, **hook):
+    """digits cls_kd_rlkd.py (random teacher) on 64 images: 8 iterations per epoch."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'))
+    cfg.model.teacher_ckpt = None
+    cfg.train_dataloader.dataset.indices = 64
+    cfg.train_dataloader.batch_size = 8
+    cfg.train_cfg.max_epochs = EPOCHS
+    cfg.train_cfg.val_interval = EPOCHS + 1  # no validation: it does not touch the state
+    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    cfg.model.temperature.agent.explore_updates = 2
+    cfg.model.temperature.agent.minibatch_size = 16
+    for key, value in hook.items():
+        cfg.custom_hooks[0][key] = value
+    return cfg
+
+
+CLS_CASES = dict(
+    # the shipped hook settings, warm-up one epoch as shipped (17 iterations there)
+    shipped=dict(warmup_iters=8),
+    # epoch 1 inside the warm-up, epoch 2 while acting with a held iteration
+    instance_inside_warmup=dict(
+        reward='instance', warmup_iters=12, reward_interval=1, update_interval=2
+    ),
+    # epoch 1 at the warm-up's last iteration (its statistics not merged yet); the probe batch
+    # of the influence reward in flight at epoch 2
+    influence_at_warmup_end=dict(
+        reward='influence', warmup_iters=8, reward_interval=2, update_interval=3
+    ),
+    batch=dict(reward='batch', warmup_iters=4, update_interval=3),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', list(CLS_CASES))
+def test_cls_resume_is_exact(tmp_path, case):
+    _check_resume_at_every_epoch(_cls_config(tmp_path, **CLS_CASES[case]), tmp_path)
+
+
+@pytest.mark.slow
+def test_cls_resume_is_exact_mid_accumulation(tmp_path):
+    # 8 iterations per epoch, a step every 3: both checkpoints fall mid-accumulation
+    cfg = _cls_config(tmp_path, reward='instance', warmup_iters=4, reward_interval=1)
+    cfg.optim_wrapper.accumulative_counts = 3
+    _check_resume_at_every_epoch(cfg, tmp_path)
+    ckpt = torch.load(str(tmp_path / 'straight' / 'epoch_1.pth'), weights_only=False)
+    (grads,) = ckpt['accumulated_grads']
+    assert grads and all(name.startswith('student.') for name in grads)
+
+
+DET_CONFIGS = ['configs/digits/gfl_ld_rlkd.py', 'configs/digits/frcnn_kd_rlkd.py']
+
+
+@pytest.fixture(scope='module')
+def digits_det_root(tmp_path_factory):
+    from rlkd_mm.datasets.digits_det import make_digits_det
+
+    root = str(tmp_path_factory.mktemp('digits_det')) + '/'
+    make_digits_det(root, num_train=8, num_val=4, num_test=4)
+    return root
+
+
+def _det_config(path, data_root):
+    """A shipped DigitsDet RLKD config, its dataloader settings kept, on 8 training images:
+    4 iterations per epoch."""
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    cfg.model.teacher_ckpt = None
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = data_root
+    for split in ('val', 'test'):
+        cfg[f'{split}_evaluator'].ann_file = f'{data_root}annotations/instances_{split}.json'
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_cfg.max_epochs = EPOCHS
+    cfg.train_cfg.val_interval = EPOCHS + 1
+    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    # epoch 1 inside the warm-up (200 iterations as shipped), epoch 2 while acting
+    cfg.custom_hooks[0].update(warmup_iters=6, reward_interval=1, update_interval=2)
+    cfg.model.temperature.setdefault('agent', {}).update(minibatch_size=16)
+    return cfg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    'path', ['configs/digits/gfl_ld_rlkd.py', 'configs/digits/frcnn_kd_rlkd.py']
+)
+def test_det_resume_is_exact(tmp_path, digits_det_root, path):
+    _check_resume_at_every_epoch(_det_config(path, digits_det_root), tmp_path)
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_exact(tmp_path):
+    cfg = _cls_config(tmp_path, reward='influence', warmup_iters=4, reward_interval=1)
+    cfg.train_dataloader.dataset.indices = 128  # 8 iterations per epoch on each of 2 ranks
+    path = str(tmp_path / 'cfg.py')
+    cfg.dump(path)
+
+    def dist_train(work, *extra):
+        env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1')
+        proc = subprocess.run(
+            ['bash', 'tools/dist_train.sh', path, '2', '--work-dir', work, *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env=env,
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    straight = str(tmp_path / 'straight')
+    dist_train(straight)
+    ranks = torch.load(osp.join(straight, 'epoch_1.pth'), weights_only=False)['rlkd_agent']['ranks']
+    assert len(ranks) == 2  # each rank's own experience and noise stream is in the checkpoint
+    resumed = str(tmp_path / 'resumed')
+    dist_train(resumed, '--resume', osp.join(straight, 'epoch_1.pth'))
+    _assert_equal(_final(resumed), _final(straight))

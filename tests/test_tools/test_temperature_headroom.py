@@ -1,0 +1,119 @@
+"""tools/analysis/temperature_headroom.py: the quiz split, the rows it trains, its report, and
+probe mode, on a few digits iterations."""
+
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from test_train_test_tools import ROOT, run_tool
+
+from tools.analysis.temperature_headroom import headroom_configs, parse_args, split_quiz
+
+TINY = [
+    'model.teacher_ckpt=None',
+    'train_dataloader.dataset.indices=80',
+    'train_dataloader.batch_size=16',
+    'val_dataloader.dataset.indices=32',
+    'test_dataloader.dataset.indices=32',
+    'train_cfg.max_epochs=1',
+]
+CONFIG = osp.join(ROOT, 'configs/digits/cls_kd_fixed.py')
+
+
+def _cfg(*options):
+    args = parse_args([CONFIG, '--cfg-options', *TINY, *options])
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict(args.cfg_options)
+    return args, cfg
+
+
+def test_quiz_split_is_held_out_of_every_row():
+    args, cfg = _cfg()
+    train, quiz = split_quiz(cfg, 0.1, seed=0)
+    assert len(quiz) == 8 and len(train) == 72
+    assert not set(train) & set(quiz) and set(train) | set(quiz) == set(range(80))
+    assert split_quiz(cfg, 0.1, seed=0) == (train, quiz)  # carved once, by its seed
+    rows = headroom_configs(cfg, args)
+    assert set(rows) == {'a=0.5', 'a=0.707', 'a=1', 'a=1.41', 'a=2', 'oracle', 'null'}
+    for row in rows.values():
+        assert row.train_dataloader.dataset.indices == train
+    hook = rows['oracle'].custom_hooks[-1]
+    assert hook.type == 'rlkd_mm.HeadroomHook' and hook.quiz_dataset.indices == quiz
+    assert hook.quiz_dataset.pipeline == cfg.test_dataloader.dataset.pipeline  # no augmentation
+    assert rows['null'].model.temperature.null and not rows['oracle'].model.temperature.null
+    assert rows['a=2'].model.temperature.multiplier == 2.0
+
+
+def test_quiz_split_refuses_val_and_test():
+    _, cfg = _cfg('train_dataloader.dataset.split=val')
+    with pytest.raises(ValueError, match="training source, got split='val'"):
+        split_quiz(cfg, 0.1, seed=0)
+
+
+@pytest.mark.slow
+def test_headroom_tool_trains_the_rows_and_writes_its_report(tmp_path):
+    out = str(tmp_path / 'headroom.json')
+    run_tool(
+        'tools/analysis/temperature_headroom.py',
+        CONFIG,
+        '--seeds',
+        '0',
+        '--num-candidates',
+        '3',
+        '--quiz-batch-size',
+        '8',
+        '--refresh-interval',
+        '2',
+        '--work-dir',
+        str(tmp_path / 'work'),
+        '--out',
+        out,
+        '--cfg-options',
+        *TINY,
+        'default_hooks.logger.interval=1',
+    )
+    with open(out) as f:
+        report = json.load(f)
+    assert set(report['rows']) == {'a=0.5', 'a=1', 'a=2', 'oracle', 'null'}
+    assert report['best_single'] in ('a=0.5', 'a=1', 'a=2')
+    for row in report['rows'].values():
+        assert 0 <= row['test']['mean'] <= 100 and row['test']['n'] == 1
+    oracle = report['rows']['oracle']['test']['mean']
+    best = report['rows'][report['best_single']]['test']['mean']
+    assert report['oracle_minus_best_single']['mean'] == pytest.approx(oracle - best)
+    assert report['headroom']['mean'] == min(
+        report['oracle_minus_best_single']['mean'], report['oracle_minus_null']['mean']
+    )
+    assert report['chance_agreement'] == pytest.approx(1 / 3)
+    # what the oracle did while training, from its logged statistics
+    (logged,) = report['oracle_while_training']['oracle']
+    assert 0 <= logged['oracle_grid_end_share'] <= 1
+    assert 0 <= logged['oracle_half_agreement'] <= 1
+
+
+@pytest.mark.slow
+def test_probe_mode_scores_a_trained_checkpoint(tmp_path):
+    work = str(tmp_path / 'fixed')
+    run_tool('tools/train.py', CONFIG, '--work-dir', work, '--cfg-options', *TINY)
+    out = str(tmp_path / 'probe.json')
+    run_tool(
+        'tools/analysis/temperature_headroom.py',
+        CONFIG,
+        '--probe',
+        osp.join(work, 'epoch_1.pth'),
+        '--probe-iters',
+        '2',
+        '--quiz-batch-size',
+        '8',
+        '--out',
+        out,
+        '--cfg-options',
+        *TINY,
+    )
+    with open(out) as f:
+        report = json.load(f)
+    assert len(report['global_candidates_spearman']) == 2
+    assert all(-1 <= r <= 1 for r in report['global_candidates_spearman'])
+    assert 0 <= report['oracle']['oracle_half_agreement'] <= 1
+    assert report['oracle']['oracle_gain'] >= 0  # the best candidate scores at least the base

@@ -221,3 +221,45 @@ def test_overhead_times_every_reward_mode_and_interval_side_by_side(tmp_path, ta
         assert row['ratio_mean'] == pytest.approx(ratio)
         # 4 acting iterations, every m-th stored, an update per stored transition
         assert row['agent_updates'] >= 1
+
+
+def test_a_table_refuses_runs_of_different_teachers():
+    from tools.benchmark.common import check_one_teacher
+
+    a, b = 'a' * 64, 'b' * 64
+    same = {'fixed': [dict(teacher_sha256=a)], 'alone': [dict(teacher_sha256='')]}
+    assert check_one_teacher(same) == a
+    mixed = {'fixed': [dict(teacher_sha256=a)], 'rlkd': [dict(teacher_sha256=b)] * 2}
+    with pytest.raises(ValueError, match=r'different teachers \(aaaaaaaaaaaa: fixed; bbbb'):
+        check_one_teacher(mixed)
+
+
+def test_digits_table_dry_run_prints_the_cost(repo_root):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            'tools/benchmark/digits_table.py',
+            '--task',
+            'cls',
+            '--dry-run',
+            '--seeds',
+            '0',
+            '1',
+            '--only',
+            'KD, fixed T',
+            'KD + random T',
+            '--jobs',
+            '2',
+            '--seconds-per-run',
+            '180',
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '[dry run] 4 runs x 180 s / 2 job(s) = 0.1 h' in proc.stdout

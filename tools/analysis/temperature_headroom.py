@@ -55,7 +55,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 import rlkd_mm  # noqa: E402,F401
 from rlkd_mm.temperature import BaseTemperature  # noqa: E402
 from rlkd_mm.temperature.oracle import multiplier_grid  # noqa: E402
-from tools.benchmark.common import ROOT, run_many  # noqa: E402
+from tools.benchmark.common import ROOT, check_one_teacher, run_many  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -237,6 +237,7 @@ def train_mode(args, cfg: Config) -> Dict:
     for key, metrics in zip(keys, results):
         by_row.setdefault(key, []).append(metrics)
     out = report(by_row, args.seeds, args.num_candidates)
+    out['teacher_sha256'] = check_one_teacher(by_row)
     out['oracle_while_training'] = {
         row: [_oracle_log(osp.join(work, f'{row}_seed{s}')) for s in args.seeds]
         for row in ('oracle', 'null')

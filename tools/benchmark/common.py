@@ -130,6 +130,28 @@ def run_one(
     return metrics
 
 
+def check_one_teacher(runs: Dict[str, Sequence[Dict[str, float]]]) -> Optional[str]:
+    """Refuse to put runs of different teachers in one table: ``runs`` maps a row name to its
+    runs' metrics (``teacher_sha256`` as written by run_one.py; runs without a teacher, e.g. the
+    student alone, are left out). Returns the one teacher's SHA-256 (None if no row has one).
+
+    Raises:
+        ValueError: naming the rows of each teacher found.
+    """
+    teachers: Dict[str, List[str]] = {}
+    for name, metrics in runs.items():
+        for m in metrics:
+            sha = m.get('teacher_sha256') or ''
+            if sha and sha != 'random':
+                teachers.setdefault(sha, [])
+                if name not in teachers[sha]:
+                    teachers[sha].append(name)
+    if len(teachers) > 1:
+        listing = '; '.join(f'{sha[:12]}: {", ".join(names)}' for sha, names in teachers.items())
+        raise ValueError(f'the runs of this table were made with different teachers ({listing})')
+    return next(iter(teachers), None)
+
+
 def run_index_file(work_dir: str) -> str:
     """The run index shared by the runs whose work dirs lie two levels below the same folder."""
     return osp.join(osp.dirname(osp.dirname(osp.abspath(work_dir))), 'run_index.json')

@@ -34,6 +34,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from tools.benchmark.common import (  # noqa: E402
     ROOT,
+    check_one_teacher,
     ensure_digits_det,
     ensure_teacher,
     markdown_table,
@@ -70,7 +71,10 @@ TASKS = dict(
             ('KD + RLKD (batch reward)', 'configs/digits/cls_kd_rlkd.py', _BATCH),
             ('KD + CTKD (global)', 'configs/digits/cls_kd_ctkd_global.py', []),
             ('KD + logit std.', 'configs/digits/cls_kd_logitstd.py', []),
+            ('KD + logit std., scaled variant', 'configs/digits/cls_kd_logitstd_scaled.py', []),
             ('KD + DTKD', 'configs/digits/cls_kd_dtkd.py', []),
+            ('KD + random T', 'configs/digits/cls_kd_random.py', []),
+            ('KD + rule T0 f^k', 'configs/digits/cls_kd_rule.py', []),
             ('KD + CIST', 'configs/digits/cls_kd_cist.py', []),
             ('DKD, fixed T', 'configs/digits/cls_dkd_fixed.py', []),
             # measured with the instance reward, the default before the 5-seed tables
@@ -91,6 +95,11 @@ TASKS = dict(
             ('LD + cls KD, RLKD (influence reward)', 'configs/digits/gfl_ld_rlkd.py', []),
             ('LD + cls KD, CTKD', 'configs/digits/gfl_ld_ctkd.py', []),
             ('LD + cls KD, logit std.', 'configs/digits/gfl_ld_logitstd.py', []),
+            (
+                'LD + cls KD, logit std., scaled variant',
+                'configs/digits/gfl_ld_logitstd_scaled.py',
+                [],
+            ),
             ('LD + cls KD, DTKD', 'configs/digits/gfl_ld_dtkd.py', []),
             ('LD + cls KD, CIST', 'configs/digits/gfl_ld_cist.py', []),
             # the reward modes at the earlier, untuned setting (fixed T = 4, RLKD [1, 10] / 4)
@@ -118,6 +127,14 @@ def build_parser():
     parser.add_argument('--work-dir', help='default work_dirs/digits_<task>_table')
     parser.add_argument('--out', help='default work_dirs/digits_<task>_table.json')
     parser.add_argument(
+        '--dry-run',
+        action='store_true',
+        help='print the runs (count x seconds per run / jobs) and train nothing',
+    )
+    parser.add_argument(
+        '--seconds-per-run', type=float, default=200.0, help='the estimate --dry-run prints'
+    )
+    parser.add_argument(
         '--jobs',
         type=int,
         default=1,
@@ -140,6 +157,14 @@ def main():
     out = args.out or osp.join(ROOT, 'work_dirs', f'digits_{args.task}_table.json')
     metric, scale = task['metric'], task['scale']
 
+    if args.dry_run:
+        runs = len(select_rows(args.task, args.only)) * len(args.seeds)
+        hours = runs * args.seconds_per_run / max(args.jobs, 1) / 3600
+        print(
+            f'[dry run] {runs} runs x {args.seconds_per_run:.0f} s / {args.jobs} job(s) = '
+            f'{hours:.1f} h (teacher not counted; finished runs are reused)'
+        )
+        return
     if args.task == 'det':
         ensure_digits_det()
     teacher = ensure_teacher(
@@ -213,6 +238,8 @@ def main():
             json.dump(dict(finished=partial, seeds=args.seeds), f, indent=1)
 
     all_metrics = run_many(specs, jobs=args.jobs, on_done=on_done)
+    n = len(args.seeds)
+    check_one_teacher({row[0]: all_metrics[r * n : (r + 1) * n] for r, row in enumerate(selected)})
     default_baseline = next(
         (row[0] for row in task['rows'] if row[1] == task['baseline'] and not row[2]), None
     )

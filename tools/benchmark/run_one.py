@@ -5,6 +5,7 @@ Writes ``final_metrics.json`` (test metrics of the last epoch's weights, never a
 """
 
 import argparse
+import hashlib
 import json
 import os.path as osp
 
@@ -13,6 +14,20 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import rlkd_mm  # noqa: F401
+
+
+def teacher_sha256(path) -> str:
+    """SHA-256 of the teacher checkpoint file ('' for a run without one, 'random' for a
+    distiller with a randomly initialised teacher)."""
+    if path is None:
+        return 'random'
+    if not isinstance(path, str) or not osp.isfile(path):
+        return ''
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def main():
@@ -52,6 +67,7 @@ def main():
     with open(osp.join(args.work_dir, 'final_metrics.json'), 'w') as f:
         record = {k: float(v) for k, v in metrics.items()}
         record.update({f'val/{k}': float(v) for k, v in val_metrics.items()})
+        record['teacher_sha256'] = teacher_sha256(cfg.model.get('teacher_ckpt'))
         json.dump(record, f, indent=1, sort_keys=True)
 
 

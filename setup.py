@@ -1,7 +1,8 @@
 """Packaging for rlkd_mm.
 
-Like mmdet, the package carries its ``configs/`` and ``tools/`` inside ``rlkd_mm/.mim`` so that
-``mim train rlkd_mm configs/...`` works from an installed package.
+Like mmdet, the package carries its ``configs/``, ``tools/`` and ``model-index.yml`` inside
+``rlkd_mm/.mim`` so that ``mim train rlkd_mm configs/...`` works from an installed package and
+``mim search rlkd_mm`` lists the configs (the index imports each family's ``metafile.yml``).
 """
 
 import os
@@ -12,7 +13,7 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools')
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def read_version():
@@ -30,7 +31,7 @@ def read_requirements(name):
 
 
 def add_mim_extension():
-    """Link (develop) or copy (build/install) configs and tools into rlkd_mm/.mim."""
+    """Link (develop) or copy (build/install) the MIM_FILES into rlkd_mm/.mim."""
     if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
         mode = 'symlink'
     elif any(cmd in sys.argv for cmd in ('sdist', 'bdist_wheel', 'install', 'build')):

@@ -38,12 +38,12 @@ STUDENTS = [
 METRIC = 'coco/bbox_mAP'
 
 
-# What one seed can and cannot tell (measured: README, "Results on the embedded data").
+# What one seed can and cannot tell (measured: configs/digits/README.md, the DigitsDet tables).
 SEED_SPREAD_NOTE = (
     '\nOne seed only: on DigitsDet the same config moves by about 0.5-1 mAP from seed to seed '
     '(student alone 84.2 +- 0.8, fixed-T LD 85.5 +- 0.5 over 5 seeds), as large as or larger '
     'than the differences between temperature policies. For a ranking, see the multi-seed '
-    'tables of the README (tools/benchmark/digits_table.py --seeds 0 1 2 3 4).'
+    'tables of configs/digits/README.md (tools/benchmark/digits_table.py --seeds 0 1 2 3 4).'
 )
 
 

@@ -58,7 +58,7 @@ optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (README)
+        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
         reward_interval=8,
         update_interval=2,
         warmup_iters=391,

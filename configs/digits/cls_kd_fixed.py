@@ -1,6 +1,6 @@
 # Digits classification, KD with one fixed temperature (the baseline every policy is compared to).
 # T = 1 and KD weight 1 were chosen on the validation split among (T, weight) = (1, 1), (4, 1),
-# (2, 0.3), seeds 0 and 1 (tools/benchmark/digits_cls_sweeps.sh; grid in configs/digits/SWEEPS.md).
+# (2, 0.3), seeds 0 and 1 (tools/benchmark/digits_cls_sweeps.sh; grid in configs/digits/README.md).
 # The teacher checkpoint is written by tools/benchmark/digits_table.py --task cls (trained once,
 # then cached).
 _base_ = ['./cls_student_cnn.py']

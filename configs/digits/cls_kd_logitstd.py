@@ -4,8 +4,8 @@
 # T = tau * (1e-7 + std(z)) with the prefactor tau^2 (rlkd_mm.LogitStdTemperature).
 # tau = 1 and KD weight 9: the authors' KD weight; tau and the weight are tuned on the validation
 # split with the same budget as every policy (configs/digits/README.md). The authors' own
-# defaults are tau = 2, KD weight 9, CE weight 0.1; the CE weight stays 1 here. The variant this config trained before (scaled by T_s * T_t) is
-# configs/digits/cls_kd_logitstd_scaled.py.
+# defaults are tau = 2, KD weight 9, CE weight 0.1; the CE weight stays 1 here. The variant this
+# config trained before (scaled by T_s * T_t) is configs/digits/cls_kd_logitstd_scaled.py.
 _base_ = ['./cls_kd_fixed.py']
 
 model = dict(

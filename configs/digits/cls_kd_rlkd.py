@@ -1,7 +1,7 @@
 # KD with RLKD: an RL agent picks each image's temperature in [1, 3] (mean 1.5 at start),
 # rewarded by the improvement of the student's own loss after the update it influenced. The range
 # and initial temperature were chosen on the validation split among [1, 10] / 4, [1, 5] / 2 and
-# [1, 3] / 1.5, seeds 0 and 1 (tools/benchmark/digits_cls_sweeps.sh, configs/digits/SWEEPS.md).
+# [1, 3] / 1.5, seeds 0 and 1 (tools/benchmark/digits_cls_sweeps.sh, configs/digits/README.md).
 _base_ = ['./cls_kd_fixed.py']
 
 model = dict(
@@ -22,7 +22,7 @@ model = dict(
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (README)
+        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
         reward_interval=8,
         update_interval=2,
         warmup_iters=17,

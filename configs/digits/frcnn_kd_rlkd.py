@@ -20,7 +20,7 @@ model = dict(
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (README)
+        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
         reward_interval=8,
         update_interval=2,
         warmup_iters=200,

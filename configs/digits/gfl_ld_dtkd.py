@@ -7,7 +7,7 @@
 # before (alpha=1.0, beta=0.0, detach=True); the KD weights are gfl_ld_fixed.py's, not retuned.
 # The LD box-side term uses the teacher temperature on both sides (ld_temperature='teacher', with
 # the plain T_t^2 scale and no vanilla term): with the student's own temperature it blurred the
-# box distributions (-3 to -27 mAP, README).
+# box distributions (-3 to -27 mAP, configs/digits/README.md).
 # Warm-up: the authors ramp the KD loss in over 20 of 240 epochs (1/12): here 1 of 12 epochs.
 _base_ = ['./gfl_ld_fixed.py']
 

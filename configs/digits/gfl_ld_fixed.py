@@ -16,8 +16,8 @@ model = dict(
     temperature=dict(type='rlkd_mm.FixedTemperature', temperature=2.0),
     # 0.1 was chosen on the validation split (seed 0) among 1.0 / 0.3 / 0.1 / off, with T = 4 and 8
     # and LD weights x1 / x4: python tools/benchmark/sweep.py configs/digits/gfl_ld_fixed.py ...
-    # (README, "Choosing the detection KD weights"). At 1.0 the class-score KD is about 5x the
-    # student's own classification loss and costs about 3 mAP.
+    # (configs/digits/README.md, "choosing the KD weights"). At 1.0 the class-score KD is about
+    # 5x the student's own classification loss and costs about 3 mAP.
     kd_loss=dict(type='rlkd_mm.InstanceSigmoidKDLoss', loss_weight=0.1),
     # mmdet's LD weight (0.25) with the KL summed instead of averaged over the R + 1 bins
     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / (reg_max + 1)),

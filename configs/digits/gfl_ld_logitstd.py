@@ -7,7 +7,7 @@
 # (gfl_ld_logitstd_scaled.py); the KD weights are gfl_ld_fixed.py's, not retuned for tau^2.
 # The LD box-side term uses the teacher temperature on both sides (ld_temperature='teacher', with
 # the plain T_t^2 scale): with the student's own temperature it blurred the box distributions
-# (-3 to -27 mAP, README).
+# (-3 to -27 mAP, configs/digits/README.md).
 _base_ = ['./gfl_ld_fixed.py']
 
 model = dict(

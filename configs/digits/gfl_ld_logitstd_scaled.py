@@ -5,7 +5,8 @@
 # gfl_ld_logitstd.py trained before, with its settings: tau = 1, chosen on the validation split
 # among 1 / 2 (seeds 0, 1: 84.8 / 76.9 mAP val; tools/benchmark/digits_det_sweeps.sh).
 # The LD box-side term uses the teacher temperature on both sides (ld_temperature='teacher'):
-# with the student's own temperature it blurred the box distributions (-3 to -27 mAP, README).
+# with the student's own temperature it blurred the box distributions (-3 to -27 mAP,
+# configs/digits/README.md).
 _base_ = ['./gfl_ld_fixed.py']
 
 model = dict(

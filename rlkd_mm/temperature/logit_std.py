@@ -114,8 +114,7 @@ class ScaledLogitStdTemperature(_LogitStdBase):
       (the weight's own gradient lowers ``std(z_s)`` wherever the KL is positive).
 
     It is what this project shipped as "logit standardisation" before the authors' scaling was
-    restored; on digits classification it scored above the authors' objective (README), so it is
-    kept under its own name. For sigmoid scores ``T_s`` is detached, as in
+    restored, kept under its own name with its own rows in the digits tables. For sigmoid scores ``T_s`` is detached, as in
     :class:`LogitStdTemperature`.
 
     Args:

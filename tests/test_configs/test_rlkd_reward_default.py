@@ -1,5 +1,6 @@
 """Every shipped RLKD config uses the hook's default reward, a per-instance mode its distiller
-supports (the mode chosen on the validation split, README "Which per-instance mode by default")."""
+supports (the mode chosen on the validation split: configs/digits/README.md, "Which per-instance
+reward mode is the default")."""
 
 import glob
 import inspect

@@ -1,9 +1,11 @@
-"""The README's `digits_table.py` commands select the rows they report.
+"""The documented `digits_table.py` commands select the rows they report.
 
-Each `--only` argument must name a row of the command's task (or a config file of one): a
-renamed row would otherwise make a documented command run nothing for that name, silently.
+The commands live next to their tables in the config READMEs (``configs/*/README.md``) and in
+``docs/``. Each `--only` argument must name a row of the command's task (or a config file of one):
+a renamed row would otherwise make a documented command run nothing for that name, silently.
 """
 
+import glob
 import os.path as osp
 import re
 import shlex
@@ -16,11 +18,24 @@ sys.path.insert(0, ROOT)
 
 from tools.benchmark.digits_table import build_parser, select_rows  # noqa: E402
 
+DOC_FILES = sorted(
+    [osp.join(ROOT, 'README.md')]
+    + glob.glob(osp.join(ROOT, 'configs', '*', 'README.md'))
+    + glob.glob(osp.join(ROOT, 'docs', '*.md'))
+)
+
+
+def _read_docs():
+    text = []
+    for path in DOC_FILES:
+        with open(path, encoding='utf-8') as f:
+            text.append(f.read())
+    return '\n'.join(text)
+
 
 def _table_commands():
-    """The README's digits_table.py invocations, as the tool's own parser reads them."""
-    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
-        text = f.read()
+    """The documented digits_table.py invocations, as the tool's own parser reads them."""
+    text = _read_docs()
     commands = []
     for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
         # join continuation lines, then keep the digits_table invocations
@@ -34,7 +49,14 @@ def _table_commands():
 COMMANDS = _table_commands()
 
 
-def test_the_readme_has_table_commands_with_only():
+def test_the_digits_readme_has_the_table_commands():
+    with open(osp.join(ROOT, 'configs', 'digits', 'README.md'), encoding='utf-8') as f:
+        text = f.read()
+    assert 'tools/benchmark/digits_table.py --task det' in text
+    assert 'tools/benchmark/digits_table.py --task cls' in text
+
+
+def test_the_docs_have_table_commands_with_only():
     # the DigitsDet core, peers and earlier-setting tables select their rows by name
     assert sum(build_parser().parse_args(c).only is not None for c in COMMANDS) >= 3, COMMANDS
 

@@ -55,7 +55,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 import rlkd_mm  # noqa: E402,F401
 from rlkd_mm.temperature import BaseTemperature  # noqa: E402
 from rlkd_mm.temperature.oracle import multiplier_grid  # noqa: E402
-from tools.benchmark.common import ROOT, check_one_teacher, run_many  # noqa: E402
+from tools.benchmark.common import ROOT, check_one_teacher, run_many, split_quiz  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -78,40 +78,6 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='write the report JSON here too')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return parser.parse_args(argv)
-
-
-# ----------------------------------------------------------------------------- the quiz split
-def _train_indices(cfg: Config) -> List[int]:
-    """Indices (into the training dataset without ``indices``) that the config trains on."""
-    from mmengine.registry import DATASETS, init_default_scope
-
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
-    indices = ds_cfg.pop('indices', None)
-    ds_cfg.pop('pipeline', None)
-    ds_cfg['lazy_init'] = True
-    total = len(DATASETS.build(dict(ds_cfg, lazy_init=False)))
-    if indices is None:
-        return list(range(total))
-    if isinstance(indices, int):
-        return list(range(min(indices, total)))
-    return [int(i) for i in indices]
-
-
-def split_quiz(cfg: Config, fraction: float, seed: int):
-    """``(train indices, quiz indices)``: a seeded ``fraction`` of the config's training
-    instances held out as the quiz split, the rest kept for training (sorted)."""
-    if not 0 < fraction < 1:
-        raise ValueError(f'--quiz-fraction must be in (0, 1), got {fraction}')
-    split = getattr(cfg.train_dataloader.dataset, 'split', 'train')
-    if split in ('val', 'test'):
-        raise ValueError(f'the quiz split must come from the training source, got split={split!r}')
-    pool = _train_indices(cfg)
-    perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)).tolist()
-    num_quiz = max(2, round(fraction * len(pool)))
-    quiz = sorted(pool[i] for i in perm[:num_quiz])
-    train = sorted(pool[i] for i in perm[num_quiz:])
-    return train, quiz
 
 
 def headroom_configs(cfg: Config, args) -> Dict[str, Config]:

@@ -1,6 +1,7 @@
 """Shared helpers of the benchmark and demo scripts: cached teachers, one train+test run per
 subprocess, mean ± std tables."""
 
+import copy
 import fcntl
 import hashlib
 import json
@@ -150,6 +151,50 @@ def check_one_teacher(runs: Dict[str, Sequence[Dict[str, float]]]) -> Optional[s
         listing = '; '.join(f'{sha[:12]}: {", ".join(names)}' for sha, names in teachers.items())
         raise ValueError(f'the runs of this table were made with different teachers ({listing})')
     return next(iter(teachers), None)
+
+
+def _train_indices(cfg) -> List[int]:
+    """Indices (into the training dataset without ``indices``) that the config trains on."""
+    from mmengine.registry import DATASETS, init_default_scope
+
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    indices = ds_cfg.pop('indices', None)
+    ds_cfg.pop('pipeline', None)
+    total = len(DATASETS.build(ds_cfg))
+    if indices is None:
+        return list(range(total))
+    if isinstance(indices, int):
+        return list(range(min(indices, total)))
+    return [int(i) for i in indices]
+
+
+def split_quiz(cfg, fraction: float, seed: int = 0):
+    """``(train indices, quiz indices)``: a seeded ``fraction`` of the config's training
+    instances held out as the quiz split, the rest kept for training (sorted)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f'--quiz-fraction must be in (0, 1), got {fraction}')
+    split = getattr(cfg.train_dataloader.dataset, 'split', 'train')
+    if split in ('val', 'test'):
+        raise ValueError(f'the quiz split must come from the training source, got split={split!r}')
+    import torch
+
+    pool = _train_indices(cfg)
+    perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)).tolist()
+    num_quiz = max(2, round(fraction * len(pool)))
+    quiz = sorted(pool[i] for i in perm[:num_quiz])
+    train = sorted(pool[i] for i in perm[num_quiz:])
+    return train, quiz
+
+
+def quiz_holdout_options(config: str, fraction: float, seed: int = 0) -> List[str]:
+    """The cfg option that trains ``config`` without its quiz split (see :func:`split_quiz`):
+    tables and sweeps pass it to every row, so that the headroom oracle's rows, which need the
+    quiz split, and every other row train on the same images."""
+    from mmengine.config import Config
+
+    train, _ = split_quiz(Config.fromfile(config), fraction, seed)
+    return [f'train_dataloader.dataset.indices=[{",".join(map(str, train))}]']
 
 
 def run_index_file(work_dir: str) -> str:

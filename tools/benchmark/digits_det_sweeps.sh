@@ -2,7 +2,7 @@
 # The equal tuning budget of the DigitsDet table: every temperature policy gets 2 settings on
 # seeds 0 and 1, ranked on the validation mAP by tools/benchmark/sweep.py (each sweep writes
 # work_dirs/sweep_eq_<config>/sweep.md). The KD / LD loss weights are shared by every policy
-# (chosen for fixed T, README "Choosing the detection KD weights"); the configs hold the chosen
+# (chosen for fixed T, configs/digits/README.md, "Choosing the detection KD weights"); the configs hold the chosen
 # settings and the table (tools/benchmark/digits_table.py --task det) reuses these runs for its
 # seeds 0 and 1. Two runs at a time, one thread each. Run in the activated .venv from the
 # repository root.

@@ -39,13 +39,14 @@ from tools.benchmark.common import (  # noqa: E402
     ensure_teacher,
     markdown_table,
     mean_std,
+    quiz_holdout_options,
     run_many,
 )
 
 # Rows: (name, config, extra cfg-options[, the row it is compared with, default the task's
 # baseline: its config without options]; the baseline rows themselves show "—").
-# Every config holds the setting chosen on the validation split (see the README for the
-# sweeps); RLKD's reward modes differ in one option (the configs' default, 'influence', was
+# Every config holds the setting chosen on the validation split (sweeps: configs/digits/
+# README.md); RLKD's reward modes differ in one option (the configs' default, 'influence', was
 # chosen on the validation split of both tables).
 _INSTANCE = ['custom_hooks.0.reward=instance']
 _BATCH = ['custom_hooks.0.reward=batch']
@@ -127,6 +128,12 @@ def build_parser():
     parser.add_argument('--work-dir', help='default work_dirs/digits_<task>_table')
     parser.add_argument('--out', help='default work_dirs/digits_<task>_table.json')
     parser.add_argument(
+        '--quiz-fraction',
+        type=float,
+        help='every row trains without the headroom quiz split (common.split_quiz, seed 0), '
+        'so that the oracle rows of tools/analysis/temperature_headroom.py compare with them',
+    )
+    parser.add_argument(
         '--dry-run',
         action='store_true',
         help='print the runs (count x seconds per run / jobs) and train nothing',
@@ -153,8 +160,11 @@ def main():
     parser = build_parser()
     args = parser.parse_args()
     task = TASKS[args.task]
-    work_root = args.work_dir or osp.join(ROOT, 'work_dirs', f'digits_{args.task}_table')
-    out = args.out or osp.join(ROOT, 'work_dirs', f'digits_{args.task}_table.json')
+    name = f'digits_{args.task}_table' + (
+        f'_quiz{args.quiz_fraction:g}' if args.quiz_fraction else ''
+    )
+    work_root = args.work_dir or osp.join(ROOT, 'work_dirs', name)
+    out = args.out or osp.join(ROOT, 'work_dirs', f'{name}.json')
     metric, scale = task['metric'], task['scale']
 
     if args.dry_run:
@@ -201,6 +211,8 @@ def main():
         stem = osp.splitext(osp.basename(config))[0]
         tag = '_'.join(o.split('=')[-1] for o in row_options)
         extra = list(options) + list(row_options)
+        if args.quiz_fraction:
+            extra += quiz_holdout_options(osp.join(ROOT, config), args.quiz_fraction)
         if is_distiller:
             extra.append(f'model.teacher_ckpt={task["teacher_ckpt"]}')
         for seed in args.seeds:

@@ -25,7 +25,13 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from tools.benchmark.common import ROOT, markdown_table, mean_std, run_many  # noqa: E402
+from tools.benchmark.common import (  # noqa: E402
+    ROOT,
+    markdown_table,
+    mean_std,
+    quiz_holdout_options,
+    run_many,
+)
 
 
 def parse_grid(items):
@@ -47,7 +53,13 @@ def main():
     parser.add_argument('--metric', default='coco/bbox_mAP', help='metric key to rank on')
     parser.add_argument('--scale', type=float, default=100.0, help='multiplier for the table')
     parser.add_argument('--cfg-options', nargs='+', default=[], help='fixed extra options')
-    parser.add_argument('--work-dir', help='default work_dirs/sweep_<config stem>')
+    parser.add_argument(
+        '--quiz-fraction',
+        type=float,
+        help='train without the headroom quiz split (common.split_quiz, seed 0), as the '
+        'headroom tables do',
+    )
+    parser.add_argument('--work-dir', help='default work_dirs/sweep_<config stem>[_quiz<f>]')
     parser.add_argument('--out', help='markdown table file, default <work dir>/sweep.md')
     parser.add_argument(
         '--jobs', type=int, default=1, help='runs trained at once (see digits_table.py --jobs)'
@@ -55,7 +67,10 @@ def main():
     args = parser.parse_args()
 
     stem = osp.splitext(osp.basename(args.config))[0]
+    if args.quiz_fraction:
+        stem += f'_quiz{args.quiz_fraction:g}'
     work_root = args.work_dir or osp.join(ROOT, 'work_dirs', f'sweep_{stem}')
+    holdout = quiz_holdout_options(args.config, args.quiz_fraction) if args.quiz_fraction else []
     grid = parse_grid(args.grid)
     # settings of earlier sweeps of the same config in this work dir join the ranking
     record_file = osp.join(work_root, 'sweep.json')
@@ -80,7 +95,7 @@ def main():
                     config=osp.abspath(args.config),
                     work_dir=osp.join(work_root, f'{tag}_seed{seed}'),
                     seed=seed,
-                    cfg_options=options,
+                    cfg_options=options + holdout,
                 )
             )
     total, progress, start = len(specs), dict(done=0, trained=0), time.time()
@@ -92,7 +107,7 @@ def main():
         per_run = (time.time() - start) / max(progress['trained'], 1)
         print(
             f'[sweep {progress["done"]}/{total}, {left} left, ETA {per_run * left:.0f} s] '
-            f'{" ".join(specs[i]["cfg_options"])} seed {specs[i]["seed"]}: '
+            f'{" ".join(setting_options[i // len(args.seeds)])} seed {specs[i]["seed"]}: '
             f'val {args.scale * metrics[f"val/{args.metric}"]:.2f} '
             f'test {args.scale * metrics[args.metric]:.2f}',
             flush=True,

@@ -114,8 +114,8 @@ class ScaledLogitStdTemperature(_LogitStdBase):
       (the weight's own gradient lowers ``std(z_s)`` wherever the KL is positive).
 
     It is what this project shipped as "logit standardisation" before the authors' scaling was
-    restored, kept under its own name with its own rows in the digits tables. For sigmoid scores ``T_s`` is detached, as in
-    :class:`LogitStdTemperature`.
+    restored, kept under its own name with its own rows in the digits tables. For sigmoid scores
+    ``T_s`` is detached, as in :class:`LogitStdTemperature`.
 
     Args:
         base_temperature (float): tau, > 0. Defaults to 2.0.

@@ -113,6 +113,9 @@ class OracleTemperature(BaseTemperature):
         a_max (float): largest multiplier. Defaults to 2.0.
         null (bool): permute the quiz gradient's rows (the null oracle). Defaults to False.
         seed (int): seed of the null oracle's permutations. Defaults to 0.
+        normalise (bool): score each candidate's step rescaled to the base step's norm (the
+            default). False scores the step as it is trained (the raw first-order decrease),
+            which also prefers larger steps.
     """
 
     #: the distiller passes the last layer's inputs (``features``) before each call
@@ -126,9 +129,11 @@ class OracleTemperature(BaseTemperature):
         a_max: float = 2.0,
         null: bool = False,
         seed: int = 0,
+        normalise: bool = True,
         score_type: str = 'softmax',
     ) -> None:
         super().__init__(score_type=score_type)
+        self.normalise = bool(normalise)
         base = dict(base)
         base.setdefault('score_type', score_type)
         self.base = MODELS.build(base)
@@ -186,6 +191,8 @@ class OracleTemperature(BaseTemperature):
         # The halves share P (the optimizer's state), so their norms agree.
         norm = per_half[0]['norm']
         rescale = norm[self.base_index : self.base_index + 1] / norm.clamp_min(1e-30)
+        if not self.normalise:
+            rescale = torch.ones_like(rescale)
         half_scores = [s['decrease'] * rescale for s in per_half]
         return dict(score=sum(half_scores) / len(half_scores), half_scores=half_scores)
 
@@ -213,7 +220,7 @@ class OracleTemperature(BaseTemperature):
 
     def extra_repr(self) -> str:
         grid = ', '.join(f'{a:.3g}' for a in self.multipliers.tolist())
-        return f'multipliers=[{grid}], null={self.null}'
+        return f'multipliers=[{grid}], null={self.null}, normalise={self.normalise}'
 
 
 def _pick_stats(

@@ -69,6 +69,11 @@ def parse_args(argv=None):
     parser.add_argument('--a-max', type=float, default=2.0)
     parser.add_argument('--refresh-interval', type=int, default=10, help='R')
     parser.add_argument('--quiz-batch-size', type=int, default=256)
+    parser.add_argument(
+        '--raw-scores',
+        action='store_true',
+        help='the oracles score the step as trained, not rescaled to the base step',
+    )
     parser.add_argument('--work-dir', help='default: work_dirs/headroom/<config name>')
     parser.add_argument('--jobs', type=int, default=1, help='runs trained at once')
     parser.add_argument('--dry-run', action='store_true', help='print the runs, train nothing')
@@ -120,6 +125,7 @@ def headroom_configs(cfg: Config, args) -> Dict[str, Config]:
             a_min=args.a_min,
             a_max=args.a_max,
             null=null,
+            normalise=not args.raw_scores,
         )
         rows[name] = row(oracle, hook)
     return rows

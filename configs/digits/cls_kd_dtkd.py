@@ -10,6 +10,7 @@
 _base_ = ['./cls_kd_fixed.py']
 
 model = dict(
+    kd_loss=dict(loss_weight=1.0),  # this policy's own weight, not fixed T's
     temperature=dict(
         _delete_=True, type='rlkd_mm.DTKDTemperature', base_temperature=2.0, alpha=3.0, beta=1.0
     )

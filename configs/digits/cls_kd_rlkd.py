@@ -5,6 +5,7 @@
 _base_ = ['./cls_kd_fixed.py']
 
 model = dict(
+    kd_loss=dict(loss_weight=1.0),  # this policy's own weight, not fixed T's
     temperature=dict(
         _delete_=True,
         type='rlkd_mm.RLTemperature',

@@ -16,3 +16,4 @@ W=model.kd_loss.loss_weight
 sweep configs/digits/cls_kd_fixed.py --grid $T.temperature=0.5,1.0,2.0 $W=1.0,3.0
 sweep configs/digits/cls_kd_logitstd.py --grid $T.base_temperature=1.0,2.0 $W=1.0,3.0,9.0
 sweep configs/digits/cls_kd_random.py --grid $T.t_min=0.5,1.0 $T.t_max=3.0 $W=1.0,3.0
+sweep configs/digits/cls_kd_rule.py --grid $T.power=-1.0,-0.5,0.5,1.0

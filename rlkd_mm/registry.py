@@ -38,3 +38,6 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
 OPTIM_WRAPPERS = Registry(
     'optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='rlkd_mm', locations=['rlkd_mm.engine']
 )
+# Reward modes of RLKDHook (``RLKDHook(reward=name)``): one unit per mode, see
+# ``rlkd_mm.engine.rewards``. Not a model or hook, so no mmengine parent.
+REWARDS = Registry('reward', scope='rlkd_mm', locations=['rlkd_mm.engine.rewards'])

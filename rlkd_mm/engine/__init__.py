@@ -1,4 +1,5 @@
-"""Training-loop components: the RLKD hook and the distiller optimizer constructor."""
+"""Training-loop components: the RLKD hook and its reward units, and the distiller optimizer
+constructor."""
 
 from .hooks import (
     AccumulatedGradHook,
@@ -9,6 +10,7 @@ from .hooks import (
     TeacherValHook,
 )
 from .optimizers import DistillerOptimWrapperConstructor
+from .rewards import BaseReward, BatchReward, InfluenceReward, InstanceReward
 
 __all__ = [
     'AccumulatedGradHook',
@@ -18,4 +20,8 @@ __all__ = [
     'RandomStateHook',
     'TeacherValHook',
     'DistillerOptimWrapperConstructor',
+    'BaseReward',
+    'BatchReward',
+    'InfluenceReward',
+    'InstanceReward',
 ]

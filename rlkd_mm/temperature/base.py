@@ -93,13 +93,6 @@ class BaseTemperature(nn.Module):
     ) -> TemperatureOutput:
         raise NotImplementedError
 
-    def record_task_loss(self, task_loss: Tensor) -> None:
-        """Told the student's own task loss of the current batch (a 0-dim tensor).
-
-        Called by the distillers on every training forward. Only RLKD uses it (its reward);
-        the default does nothing.
-        """
-
     @staticmethod
     def _check_inputs(student_logits: Tensor, teacher_logits: Tensor) -> None:
         if student_logits.shape != teacher_logits.shape or student_logits.dim() != 2:

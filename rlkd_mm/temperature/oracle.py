@@ -149,6 +149,7 @@ class OracleTemperature(BaseTemperature):
         # Set by HeadroomHook: the quiz direction(s) (G * P, P^2); one per disjoint quiz half.
         self.quiz: Optional[List[Sequence[Tensor]]] = None
         self.last_stats: Dict[str, float] = {}
+        self.last_pick: Optional[Tensor] = None  # [N] candidate index of each instance
 
     def set_quiz(self, halves: List[Sequence[Tensor]], refresh: Optional[int] = None) -> None:
         """Quiz directions ``[(G * P, P^2), ...]`` of disjoint quiz halves (the oracle scores
@@ -216,6 +217,7 @@ class OracleTemperature(BaseTemperature):
         pick = scores['score'].argmax(dim=0)
         a = self.multipliers[pick].to(base_out.t_student.dtype)
         self.last_stats = _pick_stats(scores, pick, self.base_index, self.multipliers)
+        self.last_pick = pick
         return scale_output(base_out, a)
 
     def extra_repr(self) -> str:

@@ -126,8 +126,9 @@ class RLTemperature(BaseTemperature):
         self.iteration = 0
         self.num_empty_batches = 0
         self.num_nonfinite_batches = 0
-        # Set by RLKDHook on the iterations whose per-instance rewards it will measure: the
-        # distiller then caches what the re-evaluation needs (see BaseDistiller).
+        # The protocol before RLKDHook's reward units, for models that still use it
+        # (rlkd_mm.engine.rewards.LegacyRewardModel): set on the iterations whose rewards such
+        # a model measures itself. Distillers are told what to keep directly instead.
         self.collect_rewards = False
         self._warmup_moments: Optional[Tuple[Tensor, Tensor, Tensor]] = None
         self._pending: Optional[AgentStep] = None
@@ -231,7 +232,9 @@ class RLTemperature(BaseTemperature):
 
     def record_task_loss(self, task_loss: Tensor) -> None:
         """Keep the student's task loss of the current batch (calls within one iteration are
-        averaged). It is the loss of the student after the previous optimizer step."""
+        averaged), for a model of the protocol before RLKDHook's reward units
+        (``LegacyRewardModel``); distillers keep it for the batch reward unit themselves
+        (``BaseDistiller.keep_task_loss``)."""
         if not self.training:
             return
         if not isinstance(task_loss, Tensor) or task_loss.numel() != 1:

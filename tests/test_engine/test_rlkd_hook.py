@@ -15,14 +15,15 @@ from torch.utils.data import Dataset
 
 from rlkd_mm.agent import instance_state
 from rlkd_mm.engine import RLKDHook
+from rlkd_mm.models.distillers import RewardCacheMixin
 from rlkd_mm.registry import HOOKS
 from rlkd_mm.temperature import RLTemperature
 
 IN_DIM, NUM_CLASSES, BATCH = 6, 4, 8
 
 
-class ToyDistiller(nn.Module):
-    """Student/teacher logits through an RLTemperature; records a scripted task loss."""
+class ToyDistiller(RewardCacheMixin, nn.Module):
+    """Student/teacher logits through an RLTemperature; keeps a scripted task loss."""
 
     def __init__(self, losses, **policy_kwargs):
         super().__init__()
@@ -37,7 +38,7 @@ class ToyDistiller(nn.Module):
         y = torch.randint(0, NUM_CLASSES, (batch,), generator=gen)
         t, _ = self.temperature(self.student(x).detach(), self.teacher(x) * 3, y).temperatures
         if record:
-            self.temperature.record_task_loss(torch.tensor(self.losses[it]))
+            self.keep_task_loss(dict(loss_task=torch.tensor(self.losses[it])))
         return t
 
 
@@ -217,7 +218,7 @@ class ToyDataset(Dataset):
         return dict(inputs=torch.randn(IN_DIM, generator=gen), label=idx % NUM_CLASSES)
 
 
-class ToyKDModel(BaseModel):
+class ToyKDModel(RewardCacheMixin, BaseModel):
     def __init__(self):
         super().__init__()
         self.student = nn.Linear(IN_DIM, NUM_CLASSES)
@@ -243,7 +244,7 @@ class ToyKDModel(BaseModel):
             .sum(1)
             .mean()
         )
-        self.temperature.record_task_loss(task.detach())
+        self.keep_task_loss(dict(loss_task=task))
         return dict(loss_task=task, loss_kd=kd)
 
 
@@ -359,9 +360,11 @@ def test_iterations_without_an_optimizer_step_are_not_rewarded():
     assert stored == [1, 3, 5, 7]  # iteration 9 waits for iteration 10
 
 
-def test_per_instance_reward_needs_a_distiller_that_measures_it():
+def test_per_instance_reward_needs_a_distiller_that_keeps_its_inputs():
     model = ToyDistiller(LOSSES)
-    with pytest.raises(TypeError, match="reward='instance'.*ToyDistiller"):
+    with pytest.raises(TypeError, match="reward='instance'.*ToyDistiller.*instance_losses"):
         RLKDHook(reward='instance').before_train(FakeRunner(model, 10))
-    with pytest.raises(ValueError, match='reward'):
+    with pytest.raises(TypeError, match="reward='influence'.*ToyDistiller.*logit_grads"):
+        RLKDHook(reward='influence').before_train(FakeRunner(model, 10))
+    with pytest.raises(ValueError, match="reward must be one of.*'batch'.*'influence'"):
         RLKDHook(reward='greedy')

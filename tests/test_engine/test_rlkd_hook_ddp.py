@@ -10,40 +10,32 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rlkd_mm.engine import RLKDHook
+from rlkd_mm.models.distillers import RewardCacheMixin
 from rlkd_mm.temperature import RLTemperature
 
 IN_DIM, NUM_CLASSES, BATCH, ITERS = 6, 4, 8, 12
 
 
-class ToyKD(nn.Module):
-    reward_modes = ('instance',)
+class ToyKD(RewardCacheMixin, nn.Module):
+    reward_items = ('task_loss', 'instance_losses')
 
     def __init__(self, **policy_kwargs):
         super().__init__()
         self.student = nn.Linear(IN_DIM, NUM_CLASSES)
         self.teacher = nn.Linear(IN_DIM, NUM_CLASSES).requires_grad_(False)
         self.temperature = RLTemperature(**policy_kwargs)
-        self.cache = None
 
-    def instance_rewards(self, mode):
-        cache, self.cache = self.cache, None
-        if cache is None:
-            return None
-        x, y, before = cache
+    def instance_losses(self, kept):
         with torch.no_grad():
-            after = nn.functional.cross_entropy(self.student(x), y, reduction='none')
-        return before - after
-
-    def clear_reward_cache(self):
-        self.cache = None
+            return nn.functional.cross_entropy(self.student(kept['x']), kept['y'], reduction='none')
 
     def forward(self, x, y):
         s, t = self.student(x), self.teacher(x) * 3
         temp, _ = self.temperature(s.detach(), t, y).temperatures
         task = nn.functional.cross_entropy(s, y)
-        if self.temperature.collect_rewards:
+        if 'instance_losses' in self.keeps():
             per = nn.functional.cross_entropy(s.detach(), y, reduction='none')
-            self.cache = (x, y, per)
+            self.keep_for_reward(x=x, y=y, losses=per)
         kd = (
             (
                 temp[:, None] ** 2
@@ -57,7 +49,7 @@ class ToyKD(nn.Module):
             .sum(1)
             .mean()
         )
-        self.temperature.record_task_loss(task.detach())
+        self.keep_task_loss(dict(loss_task=task))
         return task + kd, temp
 
 

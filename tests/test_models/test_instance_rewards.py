@@ -1,5 +1,6 @@
-"""Per-instance rewards of the real distillers equal an independent recomputation, and the
-re-evaluation leaves the student's buffers, parameters and every RNG stream as they were."""
+"""Per-instance rewards of the reward units on the real distillers equal an independent
+recomputation, and the re-evaluation leaves the student's buffers, parameters and every RNG stream
+as they were."""
 
 import copy
 import random
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 
-from rlkd_mm.models.distillers.base import influence_rewards
+from rlkd_mm.engine.rewards import build_reward, influence_rewards
 
 RL = dict(type='rlkd_mm.RLTemperature', agent=dict(seed=0))
 
@@ -43,35 +44,36 @@ def _buffers(module):
     return {k: v.clone() for k, v in module.named_buffers()}
 
 
-def _step_and_reward(distiller, data, mode):
-    """One training step with the policy acting and caching for ``mode``; then the rewards.
+def _step_and_reward(distiller, data, unit):
+    """One training step with the policy acting and the distiller keeping what the reward
+    ``unit`` asks for (as RLKDHook has it do); then the unit's rewards.
 
-    Returns (rewards, student before the step, student after the step, the cache)."""
+    Returns (rewards, student before the step, student after the step, what was kept)."""
     policy = distiller.temperature
     distiller.train()
     policy.driven = policy.acting = True
-    policy.collect_rewards = mode
+    distiller.reward_keep = unit.keeps
     wrapper = _optim(distiller)
     before = copy.deepcopy(distiller.student)
     losses = distiller(**data, mode='loss')
     parsed, _ = distiller.parse_losses(losses)
     wrapper.update_params(parsed)
-    policy.collect_rewards = False
+    distiller.reward_keep = ()
     after = copy.deepcopy(distiller.student)
-    cache = distiller._reward_cache
+    cache = distiller.pop_reward_cache()
     buffers, params, rng = (
         _buffers(distiller.student),
         copy.deepcopy(distiller.student.state_dict()),
         _rng_states(),
     )
-    rewards = distiller.instance_rewards(mode)
+    rewards = unit.measure(distiller, cache)
     # the re-evaluation changed nothing: buffers (BN statistics), parameters, RNG streams
     for key, value in _buffers(distiller.student).items():
         assert torch.equal(value, buffers[key]), key
     for key, value in distiller.student.state_dict().items():
         assert torch.equal(value, params[key]), key
     _assert_same_rng(rng, _rng_states())
-    assert distiller._reward_cache is None
+    assert distiller.pop_reward_cache() is None
     step = policy.pop_pending()
     assert step is not None and rewards.shape == (step.num,)
     return rewards, before, after, cache
@@ -91,7 +93,7 @@ def test_classification_instance_reward_is_the_loss_change(cls_distiller):
 
     data = cls_distiller.data_preprocessor(make_batch(n=8), True)
     labels = torch.cat([s.gt_label for s in data['data_samples']])
-    rewards, before, after, _ = _step_and_reward(cls_distiller, data, 'instance')
+    rewards, before, after, _ = _step_and_reward(cls_distiller, data, build_reward('instance'))
     # independently: each image's CE on copies of the student before / after the step, both in
     # training mode (BN on batch statistics)
     before.train(), after.train()
@@ -108,9 +110,10 @@ def test_classification_influence_reward_from_explicit_gradients(cls_distiller):
     probe = cls_distiller.data_preprocessor(make_batch(n=5, seed=1), True)
     data = cls_distiller.data_preprocessor(make_batch(n=8, seed=2), True)
     # the first rewarded iteration only becomes the probe: no reward yet
-    first = _first_influence_step(cls_distiller, probe)
+    unit = build_reward('influence')
+    first = _first_influence_step(cls_distiller, probe, unit)
     assert first is None
-    rewards, _, after, cache = _step_and_reward(cls_distiller, data, 'influence')
+    rewards, _, after, cache = _step_and_reward(cls_distiller, data, unit)
 
     # Explicit last-layer gradients: every image's gradient of its own training loss (task + KD)
     # w.r.t. the fc weight and bias, and the probe batch's mean-CE gradient after the step.
@@ -132,17 +135,18 @@ def test_classification_influence_reward_from_explicit_gradients(cls_distiller):
     assert g.shape == (8, 10) and h.shape == (8, after.head.fc.in_features)
 
 
-def _first_influence_step(distiller, data):
+def _first_influence_step(distiller, data, unit):
     """A rewarded influence iteration with no probe yet: it only becomes the probe."""
     policy = distiller.temperature
     distiller.train()
     policy.driven = policy.acting = True
-    policy.collect_rewards = 'influence'
+    distiller.reward_keep = unit.keeps
     losses = distiller(**data, mode='loss')
     parsed, _ = distiller.parse_losses(losses)
     _optim(distiller).update_params(parsed)
-    policy.collect_rewards = False
-    rewards = distiller.instance_rewards('influence')
+    distiller.reward_keep = ()
+    rewards = unit.measure(distiller, distiller.pop_reward_cache())
+    assert unit.probe is not None
     policy.pop_pending()
     return rewards
 
@@ -181,7 +185,7 @@ def test_single_stage_instance_reward_is_the_positive_loss_change(det):
 
     distiller = det.build_single('gfl', temperature=RL)
     data = det.make_batch(distiller)
-    rewards, before, after, _ = _step_and_reward(distiller, data, 'instance')
+    rewards, before, after, _ = _step_and_reward(distiller, data, build_reward('instance'))
 
     def per_positive(student):
         """BCE(one-hot) + 1 - GIoU of every positive, image by image and level by level."""
@@ -227,10 +231,42 @@ def test_single_stage_instance_reward_is_the_positive_loss_change(det):
     torch.testing.assert_close(rewards.sort().values, change.sort().values, rtol=1e-3, atol=1e-5)
 
 
+def test_fcos_instance_reward_is_the_positive_loss_change(det):
+    """FCOS, a family added as one adapter: BCE(one-hot) + 1 - GIoU of each positive point's
+    decoded distances (normalised by the stride, as the head's targets) before and after."""
+    from mmdet.structures.bbox import bbox_overlaps
+
+    distiller = det.build_single('fcos', temperature=RL)
+    data = det.make_batch(distiller)
+    rewards, before, after, cache = _step_and_reward(distiller, data, build_reward('instance'))
+
+    def per_positive(student):
+        student.train()
+        head = student.bbox_head
+        with torch.no_grad():
+            cls_scores, bbox_preds, _ = head(student.extract_feat(data['inputs']))
+
+        def flat(maps, c):
+            return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, c) for m in maps])
+
+        pos = cache['pos']
+        cls, box = flat(cls_scores, det.NUM_CLASSES)[pos], flat(bbox_preds, 4)[pos]
+        onehot = F.one_hot(cache['labels'], det.NUM_CLASSES).float()
+        bce = F.binary_cross_entropy_with_logits(cls, onehot, reduction='none').sum(1)
+        points = cache['anchors']
+        pred = head.bbox_coder.decode(points, box)
+        target = head.bbox_coder.decode(points, cache['bbox_targets'])
+        return bce + 1 - bbox_overlaps(pred, target, mode='giou', is_aligned=True)
+
+    assert rewards.numel() == cache['pos'].numel() > 0 and cache['anchors'].shape[1] == 2
+    change = per_positive(before) - per_positive(after)
+    torch.testing.assert_close(rewards, change, rtol=1e-4, atol=1e-5)
+
+
 def test_two_stage_instance_reward_is_the_roi_loss_change(det):
     distiller = det.build_two_stage(temperature=RL)
     data = det.make_batch(distiller)
-    rewards, before, after, cache = _step_and_reward(distiller, data, 'instance')
+    rewards, before, after, cache = _step_and_reward(distiller, data, build_reward('instance'))
     rois, labels = cache['rois'], cache['labels']
 
     def roi_ce(student):
@@ -243,7 +279,7 @@ def test_two_stage_instance_reward_is_the_roi_loss_change(det):
     torch.testing.assert_close(rewards, roi_ce(before) - roi_ce(after), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize('kind', ['gfl', 'retina'])
+@pytest.mark.parametrize('kind', ['gfl', 'retina', 'fcos'])
 def test_single_stage_influence_reward_from_explicit_conv_gradients(det, kind):
     """Each positive's last-layer gradient (g_i ⊗ patch_i, via autograd through the real conv on
     a copy of the student before the step) against the probe batch's gradient of its mean class
@@ -253,9 +289,10 @@ def test_single_stage_influence_reward_from_explicit_conv_gradients(det, kind):
     distiller = det.build_single(kind, temperature=RL)
     probe = det.make_batch(distiller, num_items=(2, 3))
     data = det.make_batch(distiller, num_items=(3, 2))
-    assert _first_influence_step(distiller, probe) is None
-    rewards, before, after, cache = _step_and_reward(distiller, data, 'influence')
-    head_name = {'gfl': 'gfl_cls', 'retina': 'retina_cls'}[kind]
+    unit = build_reward('influence')
+    assert _first_influence_step(distiller, probe, unit) is None
+    rewards, before, after, cache = _step_and_reward(distiller, data, unit)
+    head_name = {'gfl': 'gfl_cls', 'retina': 'retina_cls', 'fcos': 'conv_cls'}[kind]
     num_classes = det.NUM_CLASSES
 
     def positive_logits(student, batch, pos):
@@ -269,9 +306,13 @@ def test_single_stage_influence_reward_from_explicit_conv_gradients(det, kind):
     head = after.bbox_head
     with torch.no_grad():
         sizes = [s.shape[-2:] for s in head(after.extract_feat(probe['inputs']))[0]]
-    anchors, flags = head.get_anchors(sizes, metas, probe['inputs'].device)
-    targets = head.get_targets(anchors, flags, gts, metas, batch_gt_instances_ignore=ignores)
-    labels_list = targets[1] if len(targets) == 6 else targets[0]
+    if kind == 'fcos':
+        points = head.prior_generator.grid_priors(sizes, device=probe['inputs'].device)
+        labels_list = head.get_targets(points, gts)[0]
+    else:
+        anchors, flags = head.get_anchors(sizes, metas, probe['inputs'].device)
+        targets = head.get_targets(anchors, flags, gts, metas, batch_gt_instances_ignore=ignores)
+        labels_list = targets[1] if len(targets) == 6 else targets[0]
     labels = torch.cat([lvl.reshape(-1) for lvl in labels_list])
     probe_pos = ((labels >= 0) & (labels < num_classes)).nonzero().squeeze(1)
     conv = getattr(after.bbox_head, head_name)
@@ -299,9 +340,10 @@ def test_two_stage_influence_reward_from_explicit_fc_gradients(det):
     distiller = det.build_two_stage(temperature=RL)
     probe = det.make_batch(distiller, num_items=(2, 3))
     data = det.make_batch(distiller, num_items=(3, 2))
-    assert _first_influence_step(distiller, probe) is None
-    probe_cache = distiller._probe_cache
-    rewards, before, after, cache = _step_and_reward(distiller, data, 'influence')
+    unit = build_reward('influence')
+    assert _first_influence_step(distiller, probe, unit) is None
+    probe_cache = unit.probe
+    rewards, before, after, cache = _step_and_reward(distiller, data, unit)
 
     def roi_scores(student, batch, rois):
         student.train()

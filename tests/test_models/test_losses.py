@@ -116,9 +116,8 @@ CASES = {
 
 
 def _call(name, loss, zs, zt, temperature, labels, **kwargs):
-    if name == 'dkd':
-        return loss(zs, zt, temperature, labels, **kwargs)
-    return loss(zs, zt, temperature, **kwargs)
+    # every KD loss takes the labels as the keyword gt_labels
+    return loss(zs, zt, temperature, gt_labels=labels, **kwargs)
 
 
 def _positive_t(n=N):
@@ -278,6 +277,19 @@ def test_mismatched_shapes_raise(name):
     build, make, _ = CASES[name]
     with pytest.raises(ValueError, match='preds_S and preds_T'):
         _call(name, build(), make(), make(n=N + 1), 4.0, _labels())
+
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_labels_are_an_optional_keyword_of_every_kd_loss(name):
+    build, make, _ = CASES[name]
+    zs, zt, labels, t = make(), make(), _labels(), _positive_t()
+    with_labels = build(reduction='none')(zs, zt, t, gt_labels=labels)
+    if name == 'dkd':  # the one loss that uses them: it needs them
+        with pytest.raises(ValueError, match='gt_labels'):
+            build()(zs, zt, t)
+        assert torch.equal(build(reduction='none')(zs, zt, t, labels), with_labels)
+    else:
+        assert torch.equal(build(reduction='none')(zs, zt, t), with_labels)
 
 
 def test_registered_in_models():

@@ -117,3 +117,5 @@ def test_probe_mode_scores_a_trained_checkpoint(tmp_path):
     assert all(-1 <= r <= 1 for r in report['global_candidates_spearman'])
     assert 0 <= report['oracle']['oracle_half_agreement'] <= 1
     assert report['oracle']['oracle_gain'] >= 0  # the best candidate scores at least the base
+    assert sum(report['pick_share'].values()) == pytest.approx(1.0)
+    assert set(report['pick_spearman']) == {'teacher_gt_prob', 'student_gt_prob'}

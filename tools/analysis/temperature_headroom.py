@@ -223,6 +223,8 @@ def probe_mode(args, cfg: Config) -> Dict:
     from mmengine.runner import Runner
     from scipy.stats import spearmanr
 
+    from rlkd_mm.models.distillers.base import student_untouched
+
     rows = headroom_configs(cfg, args)
     probe_cfg = rows['oracle']
     probe_cfg.work_dir = osp.join(ROOT, 'work_dirs', 'headroom_probe')
@@ -242,13 +244,22 @@ def probe_mode(args, cfg: Config) -> Dict:
     loader = iter(runner.build_dataloader(probe_cfg.train_dataloader, seed=0))
     stats: List[Dict[str, float]] = []
     correlations: List[float] = []
+    picks: Dict[str, List[float]] = dict(index=[], log_a=[], teacher_gt_prob=[], student_gt_prob=[])
     grid = policy.multipliers.tolist()
     for it in range(args.probe_iters):
         data = model.data_preprocessor(next(loader), True)
         hook.before_train_iter(runner, it)
         with torch.no_grad():
             model.loss(data['inputs'], data['data_samples'])
+            labels = model._hard_labels(data['data_samples'])
+            with student_untouched(model.student):
+                z_s, _ = model._logits(data['inputs'], with_features=False)
+            z_t = model.teacher(data['inputs'], mode='tensor')
         stats.append(dict(policy.last_stats))
+        picks['index'] += policy.last_pick.tolist()
+        picks['log_a'] += policy.multipliers[policy.last_pick].log().tolist()
+        for key, z in (('teacher_gt_prob', z_t), ('student_gt_prob', z_s)):
+            picks[key] += z.softmax(dim=1).gather(1, labels[:, None]).squeeze(1).tolist()
         if it < 5:
             refresh = it // args.refresh_interval
             correlations.append(
@@ -262,6 +273,14 @@ def probe_mode(args, cfg: Config) -> Dict:
         chance_agreement=1.0 / len(grid),
         global_candidates_spearman=correlations,
         global_candidates_spearman_mean=statistics.mean(correlations),
+        # what the oracle wants: rank correlation of the picked log multiplier with the state
+        pick_spearman={
+            key: float(spearmanr(picks['log_a'], picks[key]).statistic)
+            for key in ('teacher_gt_prob', 'student_gt_prob')
+        },
+        pick_share={
+            f'{a:.3g}': picks['index'].count(k) / len(picks['index']) for k, a in enumerate(grid)
+        },
     )
 
 

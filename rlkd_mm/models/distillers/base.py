@@ -11,7 +11,6 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS as ROOT_MODELS
 from torch import Tensor, nn
 
-from rlkd_mm.agent import tensors_to
 from rlkd_mm.registry import MODELS
 from rlkd_mm.temperature import TemperatureOutput
 from rlkd_mm.utils.config import load_model_config
@@ -53,7 +52,66 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str) -> None:
         )
 
 
-class BaseDistiller(BaseModel):
+class RewardCacheMixin:
+    """What ``RLKDHook``'s reward unit needs from a model (an ``nn.Module``): ``reward_items``,
+    the ``reward_keep`` set by the hook before each training iteration, and
+    ``pop_reward_cache()`` after its optimizer step. The model's training forward calls
+    :meth:`keep_task_loss` with its task losses and :meth:`keep_for_reward` with what else
+    :meth:`keeps` asks for."""
+
+    _reward_cache: Optional[Dict[str, Any]] = None
+
+    #: What a training forward can keep (``rlkd_mm.engine.rewards.BaseReward`` describes each
+    #: item): 'task_loss' here; a model that also gives 'instance_losses' (with an
+    #: ``instance_losses(kept)`` method) or 'logit_grads' (``last_layer_gradients(kept)``)
+    #: adds them.
+    reward_items: Tuple[str, ...] = ('task_loss',)
+    #: What the current iteration's forward keeps (set by ``RLKDHook`` before every iteration).
+    reward_keep: Tuple[str, ...] = ()
+
+    def keeps(self) -> Tuple[str, ...]:
+        """What this forward keeps: ``reward_keep`` in training, nothing in eval mode."""
+        return tuple(self.reward_keep) if self.training else ()
+
+    def keeps_instances(self) -> bool:
+        """Whether this forward keeps anything per instance (beyond the batch's task loss)."""
+        return any(item != 'task_loss' for item in self.keeps())
+
+    def keep_for_reward(self, **items: Any) -> None:
+        """Keep ``items`` (tensors detached) until ``RLKDHook`` pops them after the step."""
+        kept = dict(self._reward_cache or {})
+        kept.update({k: v.detach() if isinstance(v, Tensor) else v for k, v in items.items()})
+        self._reward_cache = kept
+
+    def keep_task_loss(self, losses: Dict[str, Tensor]) -> None:
+        """Keep the student's own (task) loss of this batch if asked ('task_loss'), summed the
+        way mmengine's ``parse_losses`` sums what it optimises (forwards of one iteration are
+        averaged by the reward unit: ``task_loss_sum`` / ``task_loss_count``)."""
+        if 'task_loss' not in self.keeps():
+            return
+        total = None
+        for key, value in losses.items():
+            if 'loss' not in key:
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for v in values:
+                total = v.detach().mean() if total is None else total + v.detach().mean()
+        if total is not None:
+            total = total.detach().float().reshape(())
+            kept = self._reward_cache or {}
+            if 'task_loss_sum' in kept:
+                total = kept['task_loss_sum'] + total
+            self.keep_for_reward(
+                task_loss_sum=total, task_loss_count=kept.get('task_loss_count', 0) + 1
+            )
+
+    def pop_reward_cache(self) -> Optional[Dict[str, Any]]:
+        """What this iteration's forward kept (None if nothing), forgotten here."""
+        kept, self._reward_cache = self._reward_cache, None
+        return kept
+
+
+class BaseDistiller(RewardCacheMixin, BaseModel):
     """A student trained with its own losses plus KD from a frozen teacher.
 
     The teacher is a real submodule (it moves with ``.to()`` and is saved with the distiller
@@ -114,11 +172,6 @@ class BaseDistiller(BaseModel):
             self.teacher._is_init = True
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        # What RLKDHook's per-instance rewards need from the current / the previous rewarded
-        # iteration (plain attributes, not in the state dict: the probe batch, which outlives
-        # an iteration, is saved by RLKDHook through ``reward_state``).
-        self._reward_cache: Optional[Dict[str, Any]] = None
-        self._probe_cache: Optional[Dict[str, Any]] = None
         # Multiplier of the KD terms, set per iteration by KDWarmupHook (1 without it).
         self.kd_warmup_factor = 1.0
 
@@ -131,9 +184,6 @@ class BaseDistiller(BaseModel):
             for key in self.kd_loss_keys:
                 if key in losses:
                     losses[key] = losses[key] * self.kd_warmup_factor
-
-    #: Per-instance reward modes of ``RLKDHook`` this distiller can measure.
-    reward_modes: Tuple[str, ...] = ('instance',)
 
     def train(self, mode: bool = True) -> 'BaseDistiller':
         super().train(mode)
@@ -247,80 +297,23 @@ class BaseDistiller(BaseModel):
             total = value if total is None else total + value
         return total
 
-    def record_task_loss(self, losses: Dict[str, Tensor]) -> None:
-        """Tell the policy the student's own (task) loss of this batch."""
-        # summed the way mmengine's parse_losses sums what it optimises
-        total = None
-        for key, value in losses.items():
-            if 'loss' not in key:
-                continue
-            values = value if isinstance(value, (list, tuple)) else [value]
-            for v in values:
-                total = v.detach().mean() if total is None else total + v.detach().mean()
-        if total is not None:
-            self.temperature.record_task_loss(total)
-
-    # ----------------------------------------------------------------- per-instance rewards
-    def reward_mode(self) -> Optional[str]:
-        """The reward mode whose inputs this training forward must cache (set by RLKDHook on
-        the iterations it rewards), else None."""
-        mode = getattr(self.temperature, 'collect_rewards', False)
-        return mode if (self.training and mode) else None
-
-    def cache_reward_inputs(self, **cache: Any) -> None:
-        """Keep what the re-evaluation of this iteration needs (detached tensors)."""
-        self._reward_cache = {
-            k: v.detach() if isinstance(v, Tensor) else v for k, v in cache.items()
-        }
-
-    def clear_reward_cache(self) -> None:
-        self._reward_cache = None
-
-    def reward_state(self) -> Dict[str, Any]:
-        """What the reward modes keep from one iteration to a later one (the influence
-        reward's probe batch), on the CPU, for ``RLKDHook``'s checkpoints."""
-        return dict(probe=tensors_to(self._probe_cache, 'cpu'))
-
-    def load_reward_state(self, state: Dict[str, Any], device: Any) -> None:
-        """Restore what :meth:`reward_state` returned, onto ``device``."""
-        self._probe_cache = tensors_to(state.get('probe'), device)
+    # ----------------------------------------------------------------- for RLKDHook's reward unit
+    @torch.no_grad()
+    def instance_losses(self, kept: Dict[str, Any]) -> Tensor:
+        """The student's task loss per instance ``[N]`` on the inputs ``kept`` at a forward
+        ('instance_losses'), evaluated now: no grad, in its current mode, its buffers (BN
+        running statistics) and every RNG stream left as they were."""
+        with student_untouched(self.student):
+            return self._instance_losses(kept)
 
     @torch.no_grad()
-    def instance_rewards(self, mode: str) -> Optional[Tensor]:
-        """Per-instance rewards ``[N]`` of the cached iteration, measured on the student after
-        its optimizer step (called by ``RLKDHook`` right after the step).
-
-        ``'instance'``: ``l_i(theta_k) - l_i(theta_k+1)`` with the losses of
-        :meth:`_instance_losses`. ``'influence'``: the first-order decrease of the task loss
-        of a probe batch (the previous rewarded iteration's inputs, from the training split)
-        that a step on instance ``i``'s loss would cause, at the student's last layer:
-        ``r_i = sum_j (g_i . g_j)(h_i . h_j + 1)`` (``g``: loss gradients w.r.t. the logits,
-        ``h``: the last layer's inputs; the ``+ 1`` is the bias). The student runs in its
-        training mode; its buffers (BN running statistics) and every RNG stream are left as
-        they were. Returns None when nothing was cached (or, for influence, no probe yet).
-        """
-        cache, self._reward_cache = self._reward_cache, None
-        if cache is None:
-            return None
-        if mode not in self.reward_modes:
-            raise ValueError(
-                f'{type(self).__name__} measures reward modes {self.reward_modes}, got {mode!r}'
-            )
+    def last_layer_gradients(self, kept: Dict[str, Any]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """On the inputs ``kept`` at a forward ('logit_grads'), evaluated now (as
+        :meth:`instance_losses`): the inputs of the layer that makes the class logits
+        ``[M, D]``, the gradients of the mean task loss w.r.t. the logits ``[M, C]`` and each
+        row's weight group ``[M]`` (None: one shared weight)."""
         with student_untouched(self.student):
-            if mode == 'instance':
-                return cache['losses'] - self._instance_losses(cache)
-            probe, self._probe_cache = self._probe_cache, cache
-            if probe is None:
-                return None
-            probe_features, probe_grads, probe_groups = self._probe_gradients(probe)
-        return influence_rewards(
-            cache['features'],
-            cache['grads'],
-            probe_features,
-            probe_grads,
-            cache.get('groups'),
-            probe_groups,
-        )
+            return self._probe_gradients(kept)
 
     def _logit_grads(self, losses: Dict[str, Any], logits: Any) -> Any:
         """Gradients of the objective the student is trained with (``parse_losses``' sum of
@@ -336,14 +329,12 @@ class BaseDistiller(BaseModel):
         return grads if many else grads[0]
 
     def _instance_losses(self, cache: Dict[str, Any]) -> Tensor:
-        """The student's task loss per instance ``[N]`` on the cached inputs (no grad)."""
+        """The student's task loss per instance ``[N]`` on the kept inputs."""
         raise NotImplementedError(f'{type(self).__name__} does not re-evaluate instances')
 
     def _probe_gradients(self, cache: Dict[str, Any]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """Last-layer inputs ``[M, D]``, task-loss gradients w.r.t. the logits ``[M, C]`` (of
-        the mean loss) of the student on a cached probe batch, and each row's weight group
-        ``[M]`` (None: one shared weight)."""
-        raise NotImplementedError(f'{type(self).__name__} has no influence reward')
+        """See :meth:`last_layer_gradients` (without its context)."""
+        raise NotImplementedError(f'{type(self).__name__} gives no last-layer gradients')
 
 
 def detach_weights(output: TemperatureOutput) -> TemperatureOutput:
@@ -371,38 +362,6 @@ def check_score_type(policy, score_type: str) -> None:
             f"this distiller needs temperature.score_type='{score_type}', got "
             f'temperature.score_type={value!r}'
         )
-
-
-def influence_rewards(
-    features: Tensor,
-    grads: Tensor,
-    probe_features: Tensor,
-    probe_grads: Tensor,
-    groups: Optional[Tensor] = None,
-    probe_groups: Optional[Tensor] = None,
-) -> Tensor:
-    """``r_i = sum_j (g_i . g_j)(h_i . h_j + 1)``: the inner product of instance ``i``'s
-    last-layer gradient ``g_i h_i^T`` (and bias gradient ``g_i``) with the probe batch's.
-
-    Args:
-        features (Tensor): ``[N, D]`` last-layer inputs of the instances.
-        grads (Tensor): ``[N, C]`` loss gradients w.r.t. their logits.
-        probe_features (Tensor): ``[M, D]``.
-        probe_grads (Tensor): ``[M, C]``.
-        groups (Tensor, optional): ``[N]`` which slice of the last layer's weight produced
-            each instance's logits (e.g. the anchor of a dense head with several anchors per
-            location); pairs of different groups share no weight and contribute 0.
-        probe_groups (Tensor, optional): ``[M]``, likewise.
-
-    Returns:
-        Tensor: ``[N]`` float32.
-    """
-    f, g = features.float(), grads.float()
-    pf, pg = probe_features.float(), probe_grads.float()
-    pairs = (g @ pg.t()) * (f @ pf.t() + 1.0)
-    if groups is not None and probe_groups is not None:
-        pairs = pairs * (groups[:, None] == probe_groups[None, :]).to(pairs.dtype)
-    return pairs.sum(dim=1)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,5 @@
 """Distillation of mmpretrain image classifiers with per-instance temperatures."""
 
-import inspect
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -55,7 +54,6 @@ class ClassifierDistiller(BaseDistiller):
             init_cfg=init_cfg,
         )
         self.kd_loss = MODELS.build(kd_loss)
-        self._needs_labels = 'gt_labels' in inspect.signature(self.kd_loss.forward).parameters
         for name, model in (('student', self.student), ('teacher', self.teacher)):
             if getattr(model, 'head', None) is None:
                 raise TypeError(f'the {name} ({type(model).__name__}) has no classification head')
@@ -70,7 +68,7 @@ class ClassifierDistiller(BaseDistiller):
             # plain attribute: the policy must not hold the distiller as a submodule
             object.__setattr__(self.temperature, 'logit_grads_fn', self.candidate_logit_grads)
 
-    reward_modes = ('instance', 'influence')
+    reward_items = ('task_loss', 'instance_losses', 'logit_grads')
 
     @staticmethod
     def _hard_labels(data_samples: List) -> Tensor:
@@ -108,7 +106,7 @@ class ClassifierDistiller(BaseDistiller):
         fc = getattr(head, 'fc', None)
         if not (isinstance(fc, nn.Linear) and hasattr(head, 'pre_logits')):
             raise TypeError(
-                "reward='influence' needs a head whose logits are fc(pre_logits(feats)) with a "
+                'last-layer features need a head whose logits are fc(pre_logits(feats)) with a '
                 f'linear fc (e.g. LinearClsHead), got {type(head).__name__}'
             )
         features = head.pre_logits(feats)
@@ -116,11 +114,9 @@ class ClassifierDistiller(BaseDistiller):
 
     def loss(self, inputs: Tensor, data_samples: List) -> Dict[str, Tensor]:
         head = self.student.head
-        reward_mode = self.reward_mode()
+        keep = self.keeps()
         needs_features = self.training and getattr(self.temperature, 'needs_features', False)
-        student_logits, features = self._logits(
-            inputs, reward_mode == 'influence' or needs_features
-        )
+        student_logits, features = self._logits(inputs, 'logit_grads' in keep or needs_features)
         if needs_features:
             self.temperature.features = features
         # Reuse the head's own target handling and loss; fall back to a second head forward
@@ -134,15 +130,14 @@ class ClassifierDistiller(BaseDistiller):
 
         gt_labels = self._hard_labels(data_samples).to(student_logits.device)
         temperatures, stats = self.choose_temperatures(student_logits, teacher_logits, gt_labels)
-        labels = (gt_labels,) if self._needs_labels else ()
         loss_kd = self.policy_kd_loss(
-            self.kd_loss, student_logits, teacher_logits, temperatures, *labels
+            self.kd_loss, student_logits, teacher_logits, temperatures, gt_labels=gt_labels
         )
-        self.record_task_loss(losses)
+        self.keep_task_loss(losses)
         losses['loss_kd'] = loss_kd
         self.apply_kd_warmup(losses)
-        if reward_mode is not None:
-            self._cache_rewards(reward_mode, inputs, data_samples, student_logits, features, losses)
+        if self.keeps_instances():
+            self._keep_instances(keep, inputs, data_samples, student_logits, features, losses)
         losses.update(stats)
         return losses
 
@@ -171,13 +166,12 @@ class ClassifierDistiller(BaseDistiller):
             z = student_logits.detach().float().repeat(num_candidates, 1).requires_grad_(True)
             t = teacher_logits.detach().float().repeat(num_candidates, 1)
             task = self._per_image_loss(z, labels).sum()
-            kd_labels = (labels,) if self._needs_labels else ()
             kd = self.policy_kd_loss(
                 self.kd_loss,
                 z,
                 t,
                 detach_weights(policy_fn(z, t, labels)),
-                *kd_labels,
+                gt_labels=labels,
                 reduction_override='sum',
             )
             (grads,) = torch.autograd.grad(task + self.kd_warmup_factor * kd, z)
@@ -203,24 +197,25 @@ class ClassifierDistiller(BaseDistiller):
             features, grads, _ = self._probe_gradients(cache)
         return features, grads
 
-    def _cache_rewards(
+    def _keep_instances(
         self,
-        mode: str,
+        keep: Tuple[str, ...],
         inputs: Tensor,
         data_samples: List,
         logits: Tensor,
         features: Optional[Tensor],
         losses: Dict[str, Tensor],
     ) -> None:
+        """Keep the images and targets, and what ``keep`` asks per image."""
         targets = self._targets(data_samples)
-        cache: Dict[str, Any] = dict(inputs=inputs, targets=targets)
-        if mode == 'instance':
-            cache['losses'] = self._per_image_loss(logits.detach(), targets)
-        else:
+        kept: Dict[str, Any] = dict(inputs=inputs, targets=targets)
+        if 'instance_losses' in keep:
+            kept['losses'] = self._per_image_loss(logits.detach(), targets)
+        if 'logit_grads' in keep:
             # Each image's gradient of everything it is trained with (task + KD) w.r.t. its
             # logits: a small backward through the loss terms only.
-            cache.update(features=features, grads=self._logit_grads(losses, logits))
-        self.cache_reward_inputs(**cache)
+            kept.update(features=features, grads=self._logit_grads(losses, logits))
+        self.keep_for_reward(**kept)
 
     def _instance_losses(self, cache: Dict[str, Any]) -> Tensor:
         logits, _ = self._logits(cache['inputs'], with_features=False)

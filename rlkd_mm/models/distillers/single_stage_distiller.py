@@ -1,5 +1,5 @@
-"""Distillation of mmdet one-stage detectors (GFL / LD, RetinaNet, ATSS) with one temperature per
-positive prior."""
+"""Distillation of mmdet one-stage detectors (GFL / LD, RetinaNet, ATSS, FCOS) with one temperature
+per positive prior."""
 
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -12,40 +12,15 @@ from rlkd_mm.registry import MODELS
 from rlkd_mm.temperature import TemperatureOutput
 
 from .base import BaseDistiller, ModelCfg, captured_inputs, check_score_type, with_score_type
+from .dense_heads import (
+    DENSE_HEAD_ADAPTERS,
+    DenseHeadAdapter,
+    dense_head_adapter,
+    flatten_levels,
+)
 
 # Marks a keyword argument that was not given.
 _UNSET = object()
-
-# The head families whose loss computation this distiller reproduces. A subclass is accepted
-# only if it keeps the family's target assignment and loss code (LDHead, for instance, changes
-# ``loss_by_feat`` and is rejected).
-_FAMILY_METHODS = ('loss_by_feat', 'loss_by_feat_single', 'get_targets')
-
-
-def _head_family(head) -> Optional[str]:
-    """'gfl', 'atss' or 'retina' for a supported dense head, else None."""
-    from mmdet.models.dense_heads import ATSSHead, GFLHead, RetinaHead
-
-    for family, base in (('gfl', GFLHead), ('atss', ATSSHead), ('retina', RetinaHead)):
-        if isinstance(head, base) and all(
-            getattr(type(head), m) is getattr(base, m) for m in _FAMILY_METHODS
-        ):
-            return family
-    return None
-
-
-def _flatten_levels(maps: Sequence[Tensor], channels: int) -> Tensor:
-    """Concatenate per-level dense maps into one row per prior.
-
-    Args:
-        maps (list[Tensor]): Per level [B, A * channels, H, W].
-        channels (int): Channels of one prior.
-
-    Returns:
-        Tensor: [sum_l B * H_l * W_l * A, channels], level-major, then image, then the
-        (H, W, A) order of mmdet's prior generators (the order of the head's targets).
-    """
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(-1, channels) for m in maps])
 
 
 @MODELS.register_module()
@@ -57,10 +32,10 @@ class SingleStageDetDistiller(BaseDistiller):
     1. the student's features and head outputs; the teacher's under ``no_grad`` on the same
        inputs (both heads see the same priors: strides, priors per location and anchor shapes
        are checked at build);
-    2. the student's target assignment is computed once (``get_anchors`` + ``get_targets``)
-       and gives both the student's own losses (the head's ``loss_by_feat_single`` per level,
-       normalised as the head's ``loss_by_feat`` does, so they equal ``student.loss``) and the
-       KD instances: the priors whose label lies in [0, C);
+    2. the student's target assignment is computed once (by the head family's adapter,
+       ``dense_heads.py``) and gives both the student's own losses (computed as the head's
+       ``loss_by_feat`` does, so they equal ``student.loss``) and the KD instances: the priors
+       whose label lies in [0, C);
     3. the class logits [P, C] of student and teacher at the P positives (all levels and images)
        go to ``choose_temperatures`` once; every positive gets its (T_s, T_t) (and the
        policy's prefactor and extra terms, summed through the same loss);
@@ -93,8 +68,9 @@ class SingleStageDetDistiller(BaseDistiller):
 
     Args:
         student, teacher, teacher_ckpt, data_preprocessor, init_cfg: see :class:`BaseDistiller`.
-            Both must be mmdet ``SingleStageDetector`` s with a ``GFLHead``, ``ATSSHead`` or
-            ``RetinaHead`` (sigmoid classification).
+            Both must be mmdet ``SingleStageDetector`` s with a head of a family in
+            ``dense_heads.DENSE_HEAD_ADAPTERS`` (``GFLHead``, ``ATSSHead``, ``RetinaHead``,
+            ``FCOSHead``), classifying with sigmoids.
         temperature (dict): the temperature policy config.
         kd_loss (dict, optional): KD loss on the class logits of the positives; the
             default weight 0.1 was chosen on DigitsDet's validation split. ``None`` disables it.
@@ -119,7 +95,7 @@ class SingleStageDetDistiller(BaseDistiller):
         ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / 17))
     """
 
-    reward_modes = ('instance', 'influence')
+    reward_items = ('task_loss', 'instance_losses', 'logit_grads')
 
     def __init__(
         self,
@@ -155,10 +131,11 @@ class SingleStageDetDistiller(BaseDistiller):
         )
         check_score_type(self.temperature, 'sigmoid')
         self.ld_temperature = ld_temperature
-        self.family = self._check_models()
+        # the student's and the teacher's head families (rlkd_mm.models.distillers.dense_heads)
+        self.adapter, self.teacher_adapter = self._check_models()
         self.kd_loss = MODELS.build(kd_loss) if kd_loss is not None else None
         if ld_loss is not None and not (
-            self.family == 'gfl' and _head_family(self.teacher.bbox_head) == 'gfl'
+            self.adapter.box_distribution and self.teacher_adapter.box_distribution
         ):
             raise ValueError(
                 'ld_loss needs GFL heads on student and teacher, got student '
@@ -168,29 +145,31 @@ class SingleStageDetDistiller(BaseDistiller):
         self.ld_loss = MODELS.build(ld_loss) if ld_loss is not None else None
 
     # ------------------------------------------------------------------ build-time checks
-    def _check_models(self) -> str:
-        """Check that student and teacher heads can be distilled prior by prior."""
+    def _check_models(self) -> Tuple[DenseHeadAdapter, DenseHeadAdapter]:
+        """Check that student and teacher heads can be distilled prior by prior; return their
+        family adapters."""
         from mmdet.models.detectors import SingleStageDetector
 
-        families = {}
+        adapters = {}
         for name, model in (('student', self.student), ('teacher', self.teacher)):
             if not isinstance(model, SingleStageDetector):
                 raise TypeError(
                     f'the {name} must be an mmdet SingleStageDetector, got {type(model).__name__}'
                 )
             head = model.bbox_head
-            family = _head_family(head)
-            if family is None:
+            adapter = dense_head_adapter(head)
+            if adapter is None:
+                supported = ', '.join(a.head_type for a in DENSE_HEAD_ADAPTERS)
                 raise TypeError(
                     f'unsupported {name} head {type(head).__name__}: SingleStageDetDistiller '
-                    'supports GFLHead, ATSSHead and RetinaHead'
+                    f'supports {supported}'
                 )
             if not head.use_sigmoid_cls:
                 raise ValueError(
                     f'the {name} head {type(head).__name__} must classify with '
                     'sigmoids (loss_cls.use_sigmoid=True), got use_sigmoid=False'
                 )
-            families[name] = family
+            adapters[name] = adapter
         s_head, t_head = self.student.bbox_head, self.teacher.bbox_head
         pairs = [
             ('num_classes', s_head.num_classes, t_head.num_classes),
@@ -205,8 +184,7 @@ class SingleStageDetDistiller(BaseDistiller):
                 list(t_head.prior_generator.num_base_priors),
             ),
         ]
-        if families['student'] == 'gfl' and families['teacher'] == 'gfl':
-            pairs.append(('reg_max', s_head.reg_max, t_head.reg_max))
+        pairs += adapters['student'].paired_attributes(adapters['teacher'])
         for attr, s_value, t_value in pairs:
             if s_value != t_value:
                 raise ValueError(
@@ -227,108 +205,7 @@ class SingleStageDetDistiller(BaseDistiller):
                 f'first level: student {base_anchors[0][0].tolist()}, '
                 f'teacher {base_anchors[1][0].tolist()}'
             )
-        return families['student']
-
-    # ------------------------------------------------------------------ student task losses
-    def _task_losses(
-        self,
-        outs: Tuple[List[Tensor], ...],
-        batch_gt_instances: list,
-        batch_img_metas: List[dict],
-        batch_gt_instances_ignore: list,
-    ) -> Tuple[Dict[str, list], Dict[str, List[Tensor]]]:
-        """The student head's own losses with its targets, assigned once.
-
-        Args:
-            outs (tuple[list[Tensor]]): The student head's outputs: per level cls scores
-                [B, A * C, H, W], bbox preds, and (ATSS) centernesses.
-
-        Returns:
-            tuple: ``(losses, targets)``; ``losses`` equals the head's ``loss_by_feat``
-            output; ``targets`` holds per level ``labels`` [B, H * W * A] (C = background),
-            ``anchors`` [B, H * W * A, 4] and ``bbox_targets`` [B, H * W * A, 4] (as the
-            head's ``get_targets`` gives them: boxes for GFL / ATSS, encoded deltas for
-            RetinaNet unless ``reg_decoded_bbox``).
-        """
-        from mmdet.models.utils import images_to_levels, multi_apply
-        from mmdet.structures.bbox import cat_boxes
-        from mmdet.utils import reduce_mean
-
-        head = self.student.bbox_head
-        cls_scores, bbox_preds = outs[0], outs[1]
-        device = cls_scores[0].device
-        featmap_sizes = [score.shape[-2:] for score in cls_scores]
-        anchor_list, valid_flag_list = head.get_anchors(featmap_sizes, batch_img_metas, device)
-        targets = head.get_targets(
-            anchor_list,
-            valid_flag_list,
-            batch_gt_instances,
-            batch_img_metas,
-            batch_gt_instances_ignore=batch_gt_instances_ignore,
-        )
-
-        if self.family == 'retina':
-            labels_list, label_weights_list, bbox_targets_list, bbox_weights_list, avg_factor = (
-                targets
-            )
-            num_level_anchors = [anchors.size(0) for anchors in anchor_list[0]]
-            level_anchors = images_to_levels([cat_boxes(a) for a in anchor_list], num_level_anchors)
-            losses_cls, losses_bbox = multi_apply(
-                head.loss_by_feat_single,
-                cls_scores,
-                bbox_preds,
-                level_anchors,
-                labels_list,
-                label_weights_list,
-                bbox_targets_list,
-                bbox_weights_list,
-                avg_factor=avg_factor,
-            )
-            extras = dict(labels=labels_list, anchors=level_anchors, bbox_targets=bbox_targets_list)
-            return dict(loss_cls=losses_cls, loss_bbox=losses_bbox), extras
-
-        level_anchors, labels_list, label_weights_list, bbox_targets_list, _, avg_factor = targets
-        extras = dict(labels=labels_list, anchors=level_anchors, bbox_targets=bbox_targets_list)
-        avg_factor = reduce_mean(torch.tensor(avg_factor, dtype=torch.float, device=device)).item()
-        if self.family == 'gfl':
-            losses_cls, losses_bbox, losses_dfl, box_weight_sums = multi_apply(
-                head.loss_by_feat_single,
-                level_anchors,
-                cls_scores,
-                bbox_preds,
-                labels_list,
-                label_weights_list,
-                bbox_targets_list,
-                head.prior_generator.strides,
-                avg_factor=avg_factor,
-            )
-            box_avg = reduce_mean(sum(box_weight_sums)).clamp_(min=1).item()
-            losses = dict(
-                loss_cls=losses_cls,
-                loss_bbox=[x / box_avg for x in losses_bbox],
-                loss_dfl=[x / box_avg for x in losses_dfl],
-            )
-            return losses, extras
-
-        # atss
-        losses_cls, losses_bbox, losses_centerness, box_weight_sums = multi_apply(
-            head.loss_by_feat_single,
-            level_anchors,
-            cls_scores,
-            bbox_preds,
-            outs[2],
-            labels_list,
-            label_weights_list,
-            bbox_targets_list,
-            avg_factor=avg_factor,
-        )
-        box_avg = reduce_mean(sum(box_weight_sums)).clamp_(min=1).item()
-        losses = dict(
-            loss_cls=losses_cls,
-            loss_bbox=[x / box_avg for x in losses_bbox],
-            loss_centerness=losses_centerness,
-        )
-        return losses, extras
+        return adapters['student'], adapters['teacher']
 
     # ------------------------------------------------------------------ training
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
@@ -347,8 +224,8 @@ class SingleStageDetDistiller(BaseDistiller):
         batch_gt_instances, batch_gt_instances_ignore, batch_img_metas = unpack_gt_instances(
             data_samples
         )
-        reward_mode = self.reward_mode()
-        s_outs, cls_feats = self._student_head(inputs, reward_mode == 'influence')
+        keep = self.keeps()
+        s_outs, cls_feats = self._student_head(inputs, 'logit_grads' in keep)
         with torch.no_grad():
             t_outs = self.teacher.bbox_head(self.teacher.extract_feat(inputs))
         s_sizes = [tuple(s.shape[-2:]) for s in s_outs[0]]
@@ -359,16 +236,17 @@ class SingleStageDetDistiller(BaseDistiller):
                 f'{s_sizes}, teacher {t_sizes}'
             )
 
-        losses, targets = self._task_losses(
+        # the student's own losses, its targets assigned once
+        losses, targets = self.adapter.task_losses(
             s_outs, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore
         )
-        self.record_task_loss(losses)
+        self.keep_task_loss(losses)
 
         num_classes = self.student.bbox_head.num_classes
         labels = torch.cat([lvl.reshape(-1) for lvl in targets['labels']])
         pos = ((labels >= 0) & (labels < num_classes)).nonzero().squeeze(1)
-        s_cls = _flatten_levels(s_outs[0], num_classes)[pos]
-        t_cls = _flatten_levels(t_outs[0], num_classes)[pos]
+        s_cls = flatten_levels(s_outs[0], num_classes)[pos]
+        t_cls = flatten_levels(t_outs[0], num_classes)[pos]
         pos_labels = labels[pos]
         num_pos = pos.numel()
 
@@ -381,15 +259,14 @@ class SingleStageDetDistiller(BaseDistiller):
             avg = reduce_mean(s_cls.new_tensor(float(num_pos))).clamp_(min=1).item()
             if num_pos > 0:
                 losses['loss_kd'] = self.policy_kd_loss(
-                    self.kd_loss, s_cls, t_cls, temperatures, avg_factor=avg
+                    self.kd_loss, s_cls, t_cls, temperatures, avg_factor=avg, gt_labels=pos_labels
                 )
             else:
                 losses['loss_kd'] = _zero_like_sum(s_outs[0])
         if self.ld_loss is not None:
             if num_pos > 0:
-                bins = self.student.bbox_head.reg_max + 1
-                s_box = _flatten_levels(s_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
-                t_box = _flatten_levels(t_outs[1], 4 * bins)[pos].reshape(-1, 4, bins)
+                s_box = self.adapter.side_distributions(s_outs[1], pos)
+                t_box = self.teacher_adapter.side_distributions(t_outs[1], pos)
                 score_weight = s_cls.detach().sigmoid().max(dim=1)[0]
                 ld_temperatures = temperatures
                 if self.ld_temperature == 'teacher':
@@ -411,29 +288,22 @@ class SingleStageDetDistiller(BaseDistiller):
         self.apply_kd_warmup(losses)
         losses['num_kd_instances'] = s_cls.new_tensor(float(num_pos))
         losses.update(stats)
-        if reward_mode is not None:
-            self._cache_rewards(
-                reward_mode, inputs, s_outs, cls_feats, targets, pos, pos_labels, losses
-            )
+        if self.keeps_instances():
+            self._keep_positives(keep, inputs, s_outs, cls_feats, targets, pos, pos_labels, losses)
         return losses
 
     # ------------------------------------------------------------------ per-instance rewards
-    def _final_cls_conv(self) -> torch.nn.Conv2d:
-        """The student head's last classification layer (its logits' conv)."""
-        name = {'gfl': 'gfl_cls', 'atss': 'atss_cls', 'retina': 'retina_cls'}[self.family]
-        return getattr(self.student.bbox_head, name)
-
     def _student_head(self, inputs: Tensor, with_features: bool):
         """The student head's outputs and, if asked, the inputs of its last classification
         conv per level."""
-        with captured_inputs(self._final_cls_conv(), with_features) as feats:
+        with captured_inputs(self.adapter.final_cls_conv, with_features) as feats:
             outs = self.student.bbox_head(self.student.extract_feat(inputs))
         return outs, feats
 
     def _positive_patches(self, cls_feats: List[Tensor], pos: Tensor) -> Tuple[Tensor, Tensor]:
         """The receptive-field patch of the last cls conv at each positive ``[P, F * k * k]``
         (what its weight multiplies) and the anchor index of each positive ``[P]``."""
-        conv = self._final_cls_conv()
+        conv = self.adapter.final_cls_conv
         num_anchors = self.student.bbox_head.num_base_priors
         offsets, start = [], 0
         for feat in cls_feats:
@@ -465,7 +335,7 @@ class SingleStageDetDistiller(BaseDistiller):
         num_classes = self.student.bbox_head.num_classes
         pos = cache['pos']
         with torch.enable_grad():
-            cls = _flatten_levels(s_outs[0], num_classes)[pos].detach().float()
+            cls = flatten_levels(s_outs[0], num_classes)[pos].detach().float()
             cls.requires_grad_(True)
             onehot = F.one_hot(cache['labels'], num_classes).to(cls.dtype)
             bce = F.binary_cross_entropy_with_logits(cls, onehot, reduction='none').sum(dim=1)
@@ -473,9 +343,9 @@ class SingleStageDetDistiller(BaseDistiller):
         patches, groups = self._positive_patches(cls_feats, pos)
         return patches, grads, groups
 
-    def _cache_rewards(
+    def _keep_positives(
         self,
-        mode: str,
+        keep: Tuple[str, ...],
         inputs: Tensor,
         s_outs: Tuple[List[Tensor], ...],
         cls_feats: List[Tensor],
@@ -484,39 +354,40 @@ class SingleStageDetDistiller(BaseDistiller):
         pos_labels: Tensor,
         losses: Dict,
     ) -> None:
-        """Cache what the reward of ``mode`` needs: the positives (targets assigned at this
-        iteration) and, for 'instance', their anchors, box targets, strides and task loss;
-        for 'influence', each positive's gradient of everything it is trained with w.r.t. its
+        """Keep the positives (targets assigned at this iteration) and, for
+        'instance_losses', their anchors, box targets, strides and task loss; for
+        'logit_grads', each positive's gradient of everything it is trained with w.r.t. its
         class logits, its last-layer patch and its anchor index."""
         cache = dict(inputs=inputs, pos=pos, labels=pos_labels)
-        if mode == 'instance':
+        if 'instance_losses' in keep:
+            dim = self.adapter.prior_dim
             strides = torch.cat(
                 [
-                    torch.full((anchors.numel() // 4,), float(stride[0]), device=pos.device)
+                    torch.full((anchors.numel() // dim,), float(stride[0]), device=pos.device)
                     for anchors, stride in zip(
                         targets['anchors'], self.student.bbox_head.prior_generator.strides
                     )
                 ]
             )
             cache.update(
-                anchors=torch.cat([a.reshape(-1, 4) for a in targets['anchors']])[pos],
+                anchors=torch.cat([a.reshape(-1, dim) for a in targets['anchors']])[pos],
                 bbox_targets=torch.cat([t.reshape(-1, 4) for t in targets['bbox_targets']])[pos],
                 strides=strides[pos],
             )
             cache['losses'] = self._positive_losses(s_outs, cache)
-        else:
+        if 'logit_grads' in keep:
             grads = self._logit_grads(losses, list(s_outs[0]))
             num_classes = self.student.bbox_head.num_classes
-            cache['grads'] = _flatten_levels(grads, num_classes)[pos].float()
+            cache['grads'] = flatten_levels(grads, num_classes)[pos].float()
             cache['features'], cache['groups'] = self._positive_patches(
                 [f.detach() for f in cls_feats], pos
             )
-        self.cache_reward_inputs(**cache)
+        self.keep_for_reward(**cache)
 
     def _positive_losses(self, s_outs: Tuple[List[Tensor], ...], cache: Dict) -> Tensor:
         """Task loss of each cached positive prior ``[P]``: the binary cross-entropy of its
         class scores against its one-hot label (summed over classes) plus ``1 - GIoU`` of its
-        decoded box with its target box. One formula for GFL, ATSS and RetinaNet (their own
+        decoded box with its target box. One formula for every family (their own
         losses weight positives by quality or centerness, which would mix the box and class
         branches of other priors into an instance's reward)."""
         from mmdet.structures.bbox import bbox_overlaps
@@ -526,24 +397,13 @@ class SingleStageDetDistiller(BaseDistiller):
         num_classes = head.num_classes
         if pos.numel() == 0:
             return s_outs[0][0].new_zeros(0, dtype=torch.float32)
-        cls = _flatten_levels(s_outs[0], num_classes)[pos].float()
+        cls = flatten_levels(s_outs[0], num_classes)[pos].float()
         onehot = F.one_hot(cache['labels'], num_classes).to(cls.dtype)
         loss_cls = F.binary_cross_entropy_with_logits(cls, onehot, reduction='none').sum(dim=1)
-        anchors, box_targets = cache['anchors'].float(), cache['bbox_targets'].float()
-        if self.family == 'gfl':
-            strides = cache['strides'][:, None]
-            box = _flatten_levels(s_outs[1], 4 * (head.reg_max + 1))[pos].float()
-            centers = head.anchor_center(anchors) / strides[:, :1]
-            pred = head.bbox_coder.decode(centers, head.integral(box))
-            target = box_targets / strides
-        else:
-            box = _flatten_levels(s_outs[1], 4)[pos].float()
-            pred = head.bbox_coder.decode(anchors, box)
-            target = (
-                box_targets
-                if head.reg_decoded_bbox
-                else head.bbox_coder.decode(anchors, box_targets)
-            )
+        box = flatten_levels(s_outs[1], self.adapter.box_channels)[pos].float()
+        pred, target = self.adapter.decode_positives(
+            box, cache['anchors'].float(), cache['bbox_targets'].float(), cache['strides']
+        )
         giou = bbox_overlaps(pred, target, mode='giou', is_aligned=True)
         return (loss_cls + 1.0 - giou).float()
 

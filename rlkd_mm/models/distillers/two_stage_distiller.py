@@ -2,7 +2,6 @@
 RoI."""
 
 import copy
-import inspect
 from typing import Dict, Optional
 
 import torch
@@ -90,7 +89,7 @@ class TwoStageDetDistiller(BaseDistiller):
         ...     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0))
     """
 
-    reward_modes = ('instance', 'influence')
+    reward_items = ('task_loss', 'instance_losses', 'logit_grads')
 
     def __init__(
         self,
@@ -124,7 +123,6 @@ class TwoStageDetDistiller(BaseDistiller):
                 f'{t_bbox_head.num_classes}'
             )
         self.kd_loss = MODELS.build(kd_loss)
-        self._needs_labels = 'gt_labels' in inspect.signature(self.kd_loss.forward).parameters
         self.reg_kd_loss = None
         if reg_kd_loss is not None:
             self._check_regression(s_bbox_head, t_bbox_head)
@@ -218,8 +216,8 @@ class TwoStageDetDistiller(BaseDistiller):
                 )
             )
         rois = bbox2roi([res.priors for res in sampling_results])
-        reward_mode = self.reward_mode()
-        s_results, roi_feats = self._student_rois(x, rois, reward_mode == 'influence')
+        keep = self.keeps()
+        s_results, roi_feats = self._student_rois(x, rois, 'logit_grads' in keep)
         loss_and_target = roi_head.bbox_head.loss_and_target(
             cls_score=s_results['cls_score'],
             bbox_pred=s_results['bbox_pred'],
@@ -229,7 +227,7 @@ class TwoStageDetDistiller(BaseDistiller):
         )
         losses.update(loss_and_target['loss_bbox'])
         roi_labels = loss_and_target['bbox_targets'][0]
-        self.record_task_loss(losses)
+        self.keep_task_loss(losses)
 
         with torch.no_grad():
             t_results = self.teacher.roi_head._bbox_forward(self.teacher.extract_feat(inputs), rois)
@@ -238,9 +236,8 @@ class TwoStageDetDistiller(BaseDistiller):
         if s_cls.shape[0] == 0:
             losses['loss_kd'] = s_cls.sum() * 0
         else:
-            labels = (roi_labels,) if self._needs_labels else ()
             losses['loss_kd'] = self.policy_kd_loss(
-                self.kd_loss, s_cls, t_cls, temperatures, *labels
+                self.kd_loss, s_cls, t_cls, temperatures, gt_labels=roi_labels
             )
         if self.reg_kd_loss is not None:
             losses['loss_reg_kd'] = self._reg_kd(
@@ -249,17 +246,19 @@ class TwoStageDetDistiller(BaseDistiller):
         self.apply_kd_warmup(losses)
         losses['num_kd_instances'] = s_cls.new_tensor(float(s_cls.shape[0]))
         losses.update(stats)
-        if reward_mode is not None:
-            cache = dict(
+        if self.keeps_instances():
+            # the RoIs, their labels and classification losses; with 'logit_grads' each RoI's
+            # fc_cls input and gradient of its trained objective w.r.t. its logits
+            kept = dict(
                 inputs=inputs,
                 rois=rois,
                 labels=roi_labels,
                 losses=_roi_losses(s_cls.detach(), roi_labels),
             )
-            if reward_mode == 'influence':
+            if 'logit_grads' in keep:
                 grads = self._logit_grads(losses, s_cls)
-                cache.update(features=roi_feats[0].float(), grads=grads.float())
-            self.cache_reward_inputs(**cache)
+                kept.update(features=roi_feats[0].float(), grads=grads.float())
+            self.keep_for_reward(**kept)
         return losses
 
     def _student_rois(self, x, rois: Tensor, with_features: bool):
@@ -271,8 +270,8 @@ class TwoStageDetDistiller(BaseDistiller):
         return results, feats
 
     def _probe_gradients(self, cache: dict):
-        """``fc_cls`` inputs and mean-CE gradients w.r.t. the logits of the cached probe
-        batch's RoIs, on the current student."""
+        """``fc_cls`` inputs and mean-CE gradients w.r.t. the logits of the kept RoIs, on the
+        current student."""
         x = self.student.extract_feat(cache['inputs'])
         results, feats = self._student_rois(x, cache['rois'], with_features=True)
         with torch.enable_grad():
@@ -281,7 +280,7 @@ class TwoStageDetDistiller(BaseDistiller):
         return feats[0].float(), grads, None
 
     def _instance_losses(self, cache: dict) -> Tensor:
-        """Classification loss of each cached RoI on the student's current RoI head."""
+        """Classification loss of each kept RoI on the student's current RoI head."""
         x = self.student.extract_feat(cache['inputs'])
         results, _ = self._student_rois(x, cache['rois'], with_features=False)
         return _roi_losses(results['cls_score'], cache['labels'])

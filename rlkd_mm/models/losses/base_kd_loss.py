@@ -26,6 +26,10 @@ class BaseInstanceKDLoss(nn.Module):
     unless a ``prefactor`` [N] is given, which then replaces that factor (its gradient is kept):
     the scale a temperature policy's authors use (``TemperatureOutput.prefactor``).
 
+    Every KD loss takes the instances' labels as the keyword ``gt_labels`` ([N] class indices,
+    or None), so that a distiller passes them to any KD loss alike; a loss that does not use
+    them (this base and its plain-KD subclasses) ignores them.
+
     Args:
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
@@ -85,6 +89,7 @@ class BaseInstanceKDLoss(nn.Module):
         avg_factor: Optional[float] = None,
         reduction_override: Optional[str] = None,
         prefactor: Optional[Tensor] = None,
+        gt_labels: Optional[Tensor] = None,
     ) -> Tensor:
         """Compute the loss.
 
@@ -98,6 +103,7 @@ class BaseInstanceKDLoss(nn.Module):
             reduction_override (str, optional): Replaces ``self.reduction`` for this call.
             prefactor (Tensor, optional): Per-instance multiplier of the divergence, shape [N]
                 (or a number), in place of ``T_s * T_t``. Gradient kept.
+            gt_labels (Tensor, optional): The instances' labels [N]; not used here.
 
         Returns:
             Tensor: Shape [N] for 'none', else 0-dim.

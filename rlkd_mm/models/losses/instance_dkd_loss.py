@@ -111,7 +111,7 @@ class InstanceDKDLoss(BaseInstanceKDLoss):
         preds_S: Tensor,
         preds_T: Tensor,
         temperature: TemperatureType,
-        gt_labels: Tensor,
+        gt_labels: Optional[Tensor] = None,
         weight: Optional[Tensor] = None,
         avg_factor: Optional[float] = None,
         reduction_override: Optional[str] = None,
@@ -125,7 +125,8 @@ class InstanceDKDLoss(BaseInstanceKDLoss):
             temperature (float | Tensor | tuple): A number, a tensor [N] (or 0-dim), or a pair
                 ``(T_s[N], T_t[N])``.
             gt_labels (Tensor): Ground-truth class of each instance, integer tensor [N] with
-                values in [0, C).
+                values in [0, C). Required (optional in the signature only, as in every KD
+                loss, so that distillers pass it by keyword).
             weight (Tensor, optional): Per-instance weight, shape [N].
             avg_factor (float, optional): Divisor of the summed loss for 'mean'.
             reduction_override (str, optional): Replaces ``self.reduction`` for this call.
@@ -150,7 +151,9 @@ class InstanceDKDLoss(BaseInstanceKDLoss):
         return self._reduce(loss, weight, reduction, avg_factor)
 
     @staticmethod
-    def _check_labels(gt_labels: Tensor, n: int, num_classes: int) -> None:
+    def _check_labels(gt_labels: Optional[Tensor], n: int, num_classes: int) -> None:
+        if gt_labels is None:
+            raise ValueError('InstanceDKDLoss needs gt_labels, the [N] labels, got None')
         if not isinstance(gt_labels, Tensor):
             raise TypeError(f'gt_labels must be a tensor, got {type(gt_labels).__name__}')
         if (

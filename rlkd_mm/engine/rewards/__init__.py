@@ -1,0 +1,20 @@
+"""Reward modes of ``RLKDHook``, one registered unit per mode (``rlkd_mm.registry.REWARDS``):
+``'instance'``, ``'influence'`` and ``'batch'``. A new mode is one new :class:`BaseReward`
+subclass; see its docstring."""
+
+from .base import BaseReward, HeldReward, build_reward
+from .batch import BatchReward
+from .influence import InfluenceReward, influence_rewards
+from .instance import InstanceReward
+from .legacy import LegacyRewardModel
+
+__all__ = [
+    'BaseReward',
+    'BatchReward',
+    'HeldReward',
+    'InfluenceReward',
+    'InstanceReward',
+    'LegacyRewardModel',
+    'build_reward',
+    'influence_rewards',
+]

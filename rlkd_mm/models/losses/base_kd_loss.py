@@ -1,6 +1,6 @@
 """Shared arguments, checks and reduction of the per-instance KD losses."""
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from torch import Tensor, nn
 
@@ -70,6 +70,10 @@ class BaseInstanceKDLoss(nn.Module):
     ) -> Tensor:
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
 
+    #: the functional per-instance loss of a subclass,
+    #: ``fn(preds_S, preds_T, t_s[N], t_t[N], prefactor[N] | None) -> loss[N]``
+    instance_loss_fn: Optional[Callable[..., Tensor]] = None
+
     def _instance_loss(
         self,
         preds_S: Tensor,
@@ -78,7 +82,9 @@ class BaseInstanceKDLoss(nn.Module):
         t_t: Tensor,
         prefactor: Optional[Tensor] = None,
     ) -> Tensor:
-        raise NotImplementedError
+        if self.instance_loss_fn is None:
+            raise NotImplementedError(f'{type(self).__name__} defines no instance_loss_fn')
+        return self.instance_loss_fn(preds_S, preds_T, t_s, t_t, prefactor)
 
     def forward(
         self,

@@ -94,15 +94,7 @@ class InstanceLDLoss(BaseInstanceKDLoss):
 
     pred_dim = 3
 
-    def _instance_loss(
-        self,
-        preds_S: Tensor,
-        preds_T: Tensor,
-        t_s: Tensor,
-        t_t: Tensor,
-        prefactor: Optional[Tensor] = None,
-    ) -> Tensor:
-        return instance_ld_loss(preds_S, preds_T, t_s, t_t, prefactor)
+    instance_loss_fn = staticmethod(instance_ld_loss)
 
 
 @MODELS.register_module()
@@ -128,12 +120,4 @@ class InstanceSigmoidKDLoss(BaseInstanceKDLoss):
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
 
-    def _instance_loss(
-        self,
-        preds_S: Tensor,
-        preds_T: Tensor,
-        t_s: Tensor,
-        t_t: Tensor,
-        prefactor: Optional[Tensor] = None,
-    ) -> Tensor:
-        return instance_sigmoid_kd_loss(preds_S, preds_T, t_s, t_t, prefactor)
+    instance_loss_fn = staticmethod(instance_sigmoid_kd_loss)

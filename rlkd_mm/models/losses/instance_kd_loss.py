@@ -64,12 +64,4 @@ class InstanceKDLoss(BaseInstanceKDLoss):
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
     """
 
-    def _instance_loss(
-        self,
-        preds_S: Tensor,
-        preds_T: Tensor,
-        t_s: Tensor,
-        t_t: Tensor,
-        prefactor: Optional[Tensor] = None,
-    ) -> Tensor:
-        return instance_kd_loss(preds_S, preds_T, t_s, t_t, prefactor)
+    instance_loss_fn = staticmethod(instance_kd_loss)

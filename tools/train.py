@@ -1,4 +1,9 @@
-"""Train a model (a distiller, or a plain mmdet / mmpretrain model) from an OpenMMLab config."""
+"""Train a model (a distiller, or a plain mmdet / mmpretrain model) from an OpenMMLab config.
+
+With ``--final-metrics`` the final model is evaluated on the validation and test splits after
+training (``final_metrics.json`` and ``final_model.pth`` in the work dir, see
+``rlkd_mm.apis.final_metrics``); the benchmark tables and sweeps train every run this way.
+"""
 
 import argparse
 import logging
@@ -12,6 +17,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import rlkd_mm  # noqa: F401  (registers modules and the checkpoint allowlist)
+from rlkd_mm.apis import final_metrics_config, save_final_metrics
 from rlkd_mm.utils import (
     ATOMIC_BACKEND,
     UnreadableCheckpointError,
@@ -39,6 +45,17 @@ def parse_args():
         action=DictAction,
         help='override config entries, e.g. model.teacher_ckpt=path randomness.seed=1',
     )
+    parser.add_argument(
+        '--seed',
+        type=int,
+        help="the run's seed: randomness = dict(seed=SEED, deterministic=False)",
+    )
+    parser.add_argument(
+        '--final-metrics',
+        action='store_true',
+        help='evaluate the final model on the val and test splits after training '
+        '(final_metrics.json, final_model.pth); no intermediate checkpoint or validation',
+    )
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -57,6 +74,10 @@ def main():
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.seed is not None:
+        cfg.randomness = dict(seed=args.seed, deterministic=False)
+    if args.final_metrics:
+        final_metrics_config(cfg)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -69,6 +90,8 @@ def main():
         sys.exit(f'error: {err}')
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    if args.final_metrics:
+        save_final_metrics(runner)
 
 
 def make_crash_safe(cfg) -> None:

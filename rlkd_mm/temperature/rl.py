@@ -126,14 +126,8 @@ class RLTemperature(BaseTemperature):
         self.iteration = 0
         self.num_empty_batches = 0
         self.num_nonfinite_batches = 0
-        # The protocol before RLKDHook's reward units, for models that still use it
-        # (rlkd_mm.engine.rewards.LegacyRewardModel): set on the iterations whose rewards such
-        # a model measures itself. Distillers are told what to keep directly instead.
-        self.collect_rewards = False
         self._warmup_moments: Optional[Tuple[Tensor, Tensor, Tensor]] = None
         self._pending: Optional[AgentStep] = None
-        self._task_loss_sum: Optional[Tensor] = None
-        self._task_loss_count = 0
         self._reward_rows: Optional[Tensor] = None
         self._dump_rows: Optional[Tensor] = None
         self._dump_next = 0
@@ -230,35 +224,11 @@ class RLTemperature(BaseTemperature):
         out, self._warmup_moments = self._warmup_moments, None
         return out
 
-    def record_task_loss(self, task_loss: Tensor) -> None:
-        """Keep the student's task loss of the current batch (calls within one iteration are
-        averaged), for a model of the protocol before RLKDHook's reward units
-        (``LegacyRewardModel``); distillers keep it for the batch reward unit themselves
-        (``BaseDistiller.keep_task_loss``)."""
-        if not self.training:
-            return
-        if not isinstance(task_loss, Tensor) or task_loss.numel() != 1:
-            raise ValueError(
-                'task_loss must be a one-element tensor, got '
-                f'{getattr(task_loss, "shape", type(task_loss).__name__)}'
-            )
-        value = task_loss.detach().float().reshape(())
-        self._task_loss_sum = value if self._task_loss_sum is None else self._task_loss_sum + value
-        self._task_loss_count += 1
-
     # ------------------------------------------------------------------ used by RLKDHook
     def pop_pending(self) -> Optional[AgentStep]:
         """The step of the current iteration (None if nothing was acted on), forgotten here."""
         step, self._pending = self._pending, None
         return step
-
-    def pop_task_loss(self) -> Optional[Tensor]:
-        """Mean task loss recorded in the current iteration (0-dim, None if none), forgotten."""
-        if self._task_loss_sum is None:
-            return None
-        loss = self._task_loss_sum / self._task_loss_count
-        self._task_loss_sum, self._task_loss_count = None, 0
-        return loss
 
     def record_rewards(
         self, temperatures: Tensor, rewards: Tensor, step: Optional[AgentStep] = None

@@ -11,9 +11,9 @@ import subprocess
 import pytest
 import torch
 from gloo_helpers import free_port
-from mmengine.config import Config
 from mmengine.runner import Runner
 
+from rlkd_mm.testing import small_config, use_digits_det
 from tools.train import make_crash_safe
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -72,12 +72,15 @@ def _check_resume_at_every_epoch(cfg, tmp_path):
 
 def _cls_config(tmp_path, **hook):
     """digits cls_kd_rlkd.py (random teacher) on 64 images: 8 iterations per epoch."""
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'))
+    cfg = small_config(
+        osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'),
+        train=64,
+        batch_size=8,
+        max_epochs=EPOCHS,
+        val_interval=EPOCHS + 1,  # no validation: it does not touch the state
+        in_process=False,
+    )
     cfg.model.teacher_ckpt = None
-    cfg.train_dataloader.dataset.indices = 64
-    cfg.train_dataloader.batch_size = 8
-    cfg.train_cfg.max_epochs = EPOCHS
-    cfg.train_cfg.val_interval = EPOCHS + 1  # no validation: it does not touch the state
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
     cfg.model.temperature.agent.explore_updates = 2
     cfg.model.temperature.agent.minibatch_size = 16
@@ -134,15 +137,15 @@ def digits_det_root(tmp_path_factory):
 def _det_config(path, data_root):
     """A shipped DigitsDet RLKD config, its dataloader settings kept, on 8 training images:
     4 iterations per epoch."""
-    cfg = Config.fromfile(osp.join(ROOT, path))
+    cfg = small_config(
+        osp.join(ROOT, path),
+        batch_size=2,
+        max_epochs=EPOCHS,
+        val_interval=EPOCHS + 1,
+        in_process=False,
+    )
+    use_digits_det(cfg, data_root)
     cfg.model.teacher_ckpt = None
-    for split in ('train', 'val', 'test'):
-        cfg[f'{split}_dataloader'].dataset.data_root = data_root
-    for split in ('val', 'test'):
-        cfg[f'{split}_evaluator'].ann_file = f'{data_root}annotations/instances_{split}.json'
-    cfg.train_dataloader.batch_size = 2
-    cfg.train_cfg.max_epochs = EPOCHS
-    cfg.train_cfg.val_interval = EPOCHS + 1
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
     # epoch 1 inside the warm-up (200 iterations as shipped), epoch 2 while acting
     cfg.custom_hooks[0].update(warmup_iters=6, reward_interval=1, update_interval=2)

@@ -6,14 +6,11 @@ import io
 
 import pytest
 import torch
-from test_rlkd_hook import FakeRunner
-from torch import nn
 
 from rlkd_mm.engine import RLKDHook
 from rlkd_mm.engine.rewards import BaseReward, BatchReward, InfluenceReward, InstanceReward
-from rlkd_mm.models.distillers import RewardCacheMixin
 from rlkd_mm.registry import REWARDS
-from rlkd_mm.temperature import RLTemperature
+from rlkd_mm.testing import FakeRunner, LinearDistiller, drive_hook
 
 IN_DIM, NUM_CLASSES, BATCH = 6, 4, 8
 
@@ -51,54 +48,22 @@ def toy_mode():
     REWARDS._module_dict.pop('toy_baselined')
 
 
-class ToyStudent(RewardCacheMixin, nn.Module):
-    """A linear student distilled from a linear teacher; keeps what a unit asks for."""
-
-    reward_items = ('task_loss', 'instance_losses')
-
-    def __init__(self, **policy_kwargs):
-        super().__init__()
-        self.student = nn.Linear(IN_DIM, NUM_CLASSES)
-        self.teacher = nn.Linear(IN_DIM, NUM_CLASSES).requires_grad_(False)
-        self.temperature = RLTemperature(**policy_kwargs)
-
-    def forward(self, x, y):
-        s, t = self.student(x), self.teacher(x) * 3
-        temp, _ = self.temperature(s.detach(), t, y).temperatures
-        task = nn.functional.cross_entropy(s, y, reduction='none')
-        if 'instance_losses' in self.keeps():
-            self.keep_for_reward(x=x, y=y, losses=task.detach())
-        self.keep_task_loss(dict(loss_task=task.mean()))
-        kd = nn.functional.kl_div(
-            nn.functional.log_softmax(s / temp[:, None], 1),
-            nn.functional.log_softmax(t / temp[:, None], 1),
-            log_target=True,
-            reduction='none',
-        )
-        return task.mean() + (temp**2 * kd.sum(1)).mean()
-
-    @torch.no_grad()
-    def instance_losses(self, kept):
-        return nn.functional.cross_entropy(self.student(kept['x']), kept['y'], reduction='none')
-
-
 def _train(model, hook, runner, start, stop, optimizer):
-    for i in range(start, stop):
+    def step(i):
         gen = torch.Generator().manual_seed(i)
         x = torch.randn(BATCH, IN_DIM, generator=gen)
         y = torch.randint(0, NUM_CLASSES, (BATCH,), generator=gen)
-        runner.iter = i
-        hook.before_train_iter(runner, i)
-        loss = model(x, y)
+        loss, _ = model(x, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        hook.after_train_iter(runner, i)
+
+    drive_hook(hook, runner, range(start, stop), step)
 
 
 def _setup(seed=0, **hook_kwargs):
     torch.manual_seed(seed)
-    model = ToyStudent(agent=dict(seed=0, minibatch_size=8, explore_updates=1))
+    model = LinearDistiller(agent=dict(seed=0, minibatch_size=8, explore_updates=1))
     runner = FakeRunner(model, max_iters=24)
     hook = RLKDHook(**hook_kwargs)
     optimizer = torch.optim.SGD(model.student.parameters(), lr=0.1)
@@ -164,7 +129,7 @@ def test_a_registered_mode_takes_its_config_and_resumes_with_its_state():
 
 
 def test_a_model_that_cannot_keep_what_the_mode_needs_is_refused():
-    class TaskLossOnly(ToyStudent):
+    class TaskLossOnly(LinearDistiller):
         reward_items = ('task_loss',)
 
     model = TaskLossOnly()

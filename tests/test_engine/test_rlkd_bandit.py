@@ -2,7 +2,7 @@
 
 import pytest
 
-from tools.benchmark.bandit import T_STAR, run_bandit
+from rlkd_mm.testing import T_STAR, run_bandit
 
 
 @pytest.mark.parametrize('reward', ['instance', 'influence'])
@@ -18,6 +18,7 @@ def test_per_instance_reward_finds_each_groups_best_temperature(reward, seed):
     assert abs(unconfident - T_STAR[1]) <= 1.0, (confident, unconfident)
 
 
+@pytest.mark.slow  # about 20 s: the batch reward updates the agent at every other iteration
 def test_batch_reward_is_recorded_for_comparison(record_property):
     # The batch reward (one scalar per iteration) is what the original method learns from;
     # this records what it reaches on the same bandit, without asserting it.
@@ -33,16 +34,10 @@ def test_instance_mode_resume_takes_the_same_actions():
     import torch
 
     from rlkd_mm.engine import RLKDHook
-    from tools.benchmark.bandit import BanditDistiller, FakeRunner
+    from rlkd_mm.testing import BanditDistiller, FakeRunner, drive_hook
 
     def drive(model, hook, runner, start, stop):
-        temps = []
-        for i in range(start, stop):
-            runner.iter = i
-            hook.before_train_iter(runner, i)
-            temps.append(model(i))
-            hook.after_train_iter(runner, i)
-        return temps
+        return list(drive_hook(hook, runner, range(start, stop), model).values())
 
     kwargs = dict(reward='instance', reward_interval=2, update_interval=4, warmup_iters=3)
     model = BanditDistiller(0, agent=dict(seed=0, minibatch_size=64))

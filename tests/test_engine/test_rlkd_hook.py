@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 import torch
-from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -18,6 +17,7 @@ from rlkd_mm.engine import RLKDHook
 from rlkd_mm.models.distillers import RewardCacheMixin
 from rlkd_mm.registry import HOOKS
 from rlkd_mm.temperature import RLTemperature
+from rlkd_mm.testing import FakeRunner, drive_hook
 
 IN_DIM, NUM_CLASSES, BATCH = 6, 4, 8
 
@@ -42,25 +42,10 @@ class ToyDistiller(RewardCacheMixin, nn.Module):
         return t
 
 
-class FakeRunner:
-    def __init__(self, model, max_iters):
-        self.model = model
-        self.iter = 0
-        self.max_iters = max_iters
-        self.message_hub = MessageHub.get_instance(f'rlkd_hook_test_{uuid.uuid4().hex}')
-
-
 def _run(hook, runner, start, stop, before_train=True, **fwd):
     """Drive the hook like the train loop; returns {iteration: temperatures}."""
-    if before_train:
-        hook.before_train(runner)
-    temps = {}
-    for i in range(start, stop):
-        runner.iter = i
-        hook.before_train_iter(runner, i)
-        temps[i] = runner.model(i, **fwd)
-        hook.after_train_iter(runner, i)
-    return temps
+    step = lambda i: runner.model(i, **fwd)  # noqa: E731
+    return drive_hook(hook, runner, range(start, stop), step, before_train=before_train)
 
 
 LOSSES = [5.0, 4.0, 3.5, 3.2, 3.0, 2.5, 2.6, 2.0, 1.9, 1.7, 1.8, 1.5, 1.4, 1.2]
@@ -285,6 +270,7 @@ def restore_default_scope():
         DefaultScope._instance_dict.pop(name)
 
 
+@pytest.mark.slow
 def test_real_runner_trains_saves_and_resumes(tmp_path, restore_default_scope):
     full = _runner(str(tmp_path / 'full'), 12)
     full.train()

@@ -5,60 +5,12 @@ import os
 import pytest
 import torch
 from gloo_helpers import gloo_group, spawn
-from mmengine.logging import MessageHub
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rlkd_mm.engine import RLKDHook
-from rlkd_mm.models.distillers import RewardCacheMixin
-from rlkd_mm.temperature import RLTemperature
+from rlkd_mm.testing import FakeRunner, LinearDistiller
 
 IN_DIM, NUM_CLASSES, BATCH, ITERS = 6, 4, 8, 12
-
-
-class ToyKD(RewardCacheMixin, nn.Module):
-    reward_items = ('task_loss', 'instance_losses')
-
-    def __init__(self, **policy_kwargs):
-        super().__init__()
-        self.student = nn.Linear(IN_DIM, NUM_CLASSES)
-        self.teacher = nn.Linear(IN_DIM, NUM_CLASSES).requires_grad_(False)
-        self.temperature = RLTemperature(**policy_kwargs)
-
-    def instance_losses(self, kept):
-        with torch.no_grad():
-            return nn.functional.cross_entropy(self.student(kept['x']), kept['y'], reduction='none')
-
-    def forward(self, x, y):
-        s, t = self.student(x), self.teacher(x) * 3
-        temp, _ = self.temperature(s.detach(), t, y).temperatures
-        task = nn.functional.cross_entropy(s, y)
-        if 'instance_losses' in self.keeps():
-            per = nn.functional.cross_entropy(s.detach(), y, reduction='none')
-            self.keep_for_reward(x=x, y=y, losses=per)
-        kd = (
-            (
-                temp[:, None] ** 2
-                * nn.functional.kl_div(
-                    nn.functional.log_softmax(s / temp[:, None], 1),
-                    nn.functional.log_softmax(t / temp[:, None], 1),
-                    log_target=True,
-                    reduction='none',
-                )
-            )
-            .sum(1)
-            .mean()
-        )
-        self.keep_task_loss(dict(loss_task=task))
-        return task + kd, temp
-
-
-class FakeRunner:
-    def __init__(self, model, rank):
-        self.model = model
-        self.iter = 0
-        self.max_iters = ITERS
-        self.message_hub = MessageHub.get_instance(f'rlkd_ddp_test_{rank}_{os.getpid()}')
 
 
 def _perturb_after_update(agent):
@@ -107,13 +59,13 @@ def _worker(rank, world_size, port, out_dir, perturb_rank=None, reward='batch'):
     with gloo_group(rank, world_size, port):
         torch.manual_seed(rank)
         # Different agent seeds per rank on purpose: the hook must broadcast rank 0's agent.
-        model = ToyKD(agent=dict(seed=rank, minibatch_size=8, explore_updates=1))
+        model = LinearDistiller(agent=dict(seed=rank, minibatch_size=8, explore_updates=1))
         if rank == perturb_rank:
             _perturb_after_update(model.temperature.agent)
         record = dict(local=[], merged=[])
         _spy_rewards(model.temperature.agent, record)
         ddp = DistributedDataParallel(model)
-        runner = FakeRunner(ddp, rank)
+        runner = FakeRunner(ddp, ITERS)
         hook = RLKDHook(reward=reward, reward_interval=1, update_interval=3, warmup_iters=1)
         hook.before_train(runner)
         optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)

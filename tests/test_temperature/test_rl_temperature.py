@@ -119,21 +119,6 @@ def test_non_finite_states_are_not_acted_on_nor_stored():
     assert policy.num_nonfinite_batches == 1
 
 
-def test_record_task_loss_is_averaged_within_an_iteration():
-    policy = RLTemperature()
-    policy.train()
-    assert policy.pop_task_loss() is None
-    policy.record_task_loss(torch.tensor(2.0))
-    policy.record_task_loss(torch.tensor([4.0]))
-    assert float(policy.pop_task_loss()) == 3.0
-    assert policy.pop_task_loss() is None
-    with pytest.raises(ValueError, match='task_loss'):
-        policy.record_task_loss(torch.ones(3))
-    policy.eval()
-    policy.record_task_loss(torch.tensor(1.0))
-    assert policy.pop_task_loss() is None
-
-
 @pytest.mark.parametrize(
     'kwargs, key',
     [

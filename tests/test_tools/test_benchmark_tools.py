@@ -142,8 +142,9 @@ def test_run_many_runs_jobs_at_once_and_indexes_every_run(tmp_path, monkeypatch)
 
     from tools.benchmark import common
 
-    # a stand-in interpreter: "<python> run_one.py CONFIG --work-dir DIR --seed S" sleeps, then
-    # writes the metrics run_one reads back, recording its thread setting and the overlap
+    # a stand-in interpreter: "<python> train.py CONFIG --work-dir DIR --seed S --final-metrics"
+    # sleeps, then writes the metrics run_one reads back, recording its thread setting and the
+    # overlap
     fake = tmp_path / 'fake_python'
     fake.write_text(
         '#!/bin/sh\n'

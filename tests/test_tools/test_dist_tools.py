@@ -6,9 +6,10 @@ import re
 import subprocess
 
 import pytest
-import torch
 from gloo_helpers import free_port
-from test_train_test_tools import ROOT, small_det_config, small_rlkd_cls_config
+from test_train_test_tools import ROOT, small_rlkd_cls_config
+
+from rlkd_mm.testing import save_random_teacher, small_config, use_digits_det
 
 
 def _dist(script, *args, timeout=900):
@@ -47,28 +48,19 @@ def test_dist_train_cls_rlkd_two_processes_equal_agents(tmp_path):
 
 @pytest.mark.slow
 def test_dist_train_digitsdet_rlkd_two_processes(tmp_path):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
     from rlkd_mm.datasets.digits_det import make_digits_det
-    from rlkd_mm.registry import MODELS
 
     data_root = str(tmp_path / 'digits_det') + '/'
     make_digits_det(data_root, num_train=16, num_val=8, num_test=8)
-    student_cfg = Config.fromfile(small_det_config(tmp_path, data_root))
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/gfl_ld_rlkd.py'))
+    cfg = small_config(
+        osp.join(ROOT, 'configs/digits/gfl_ld_rlkd.py'), max_epochs=2, val_interval=2
+    )
+    use_digits_det(cfg, data_root, in_process=True)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key] = student_cfg[key]
         cfg[key].batch_size = 2
-    cfg.val_evaluator = student_cfg.val_evaluator
-    cfg.test_evaluator = student_cfg.test_evaluator
-    cfg.train_cfg.max_epochs = 2
-    cfg.train_cfg.val_interval = 2
-    init_default_scope('mmdet')
-    teacher_cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/det_teacher_gfl.py'))
-    teacher = MODELS.build(teacher_cfg.model)
-    torch.save(dict(state_dict=teacher.state_dict()), str(tmp_path / 'teacher.pth'))
-    cfg.model.teacher_ckpt = str(tmp_path / 'teacher.pth')
+    cfg.model.teacher_ckpt = save_random_teacher(
+        osp.join(ROOT, 'configs/digits/det_teacher_gfl.py'), str(tmp_path / 'teacher.pth'), 'mmdet'
+    )
     cfg.custom_hooks = [
         dict(type='rlkd_mm.RLKDHook', reward='instance', reward_interval=1, update_interval=1)
     ]

@@ -9,14 +9,12 @@ import glob
 import os.path as osp
 import re
 import shlex
-import sys
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
+from tools.benchmark.digits_table import build_parser, select_rows
 
-from tools.benchmark.digits_table import build_parser, select_rows  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 DOC_FILES = sorted(
     [osp.join(ROOT, 'README.md')]

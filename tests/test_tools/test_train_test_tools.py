@@ -11,6 +11,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from rlkd_mm.testing import save_random_teacher, small_config, use_digits_det
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -23,32 +25,24 @@ def run_tool(*args, timeout=900):
 
 
 def small_cls_config(tmp_path, epochs=1):
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/cls_student_cnn.py'))
-    cfg.train_dataloader.dataset.indices = 64
-    cfg.val_dataloader.dataset.indices = 32
-    cfg.test_dataloader.dataset.indices = 32
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = 1
+    cfg = small_config(
+        osp.join(ROOT, 'configs/digits/cls_student_cnn.py'),
+        train=64,
+        val=32,
+        test=32,
+        max_epochs=epochs,
+        val_interval=1,
+    )
     path = str(tmp_path / 'cls.py')
     cfg.dump(path)
     return path
 
 
 def small_det_config(tmp_path, data_root):
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/det_student_gfl.py'))
-    for split in ('train', 'val', 'test'):
-        loader = cfg[f'{split}_dataloader']
-        loader.dataset.data_root = data_root
-        loader.num_workers = 0
-        loader.persistent_workers = False
-    for split in ('val', 'test'):
-        cfg[f'{split}_evaluator'].ann_file = osp.join(
-            data_root, f'annotations/instances_{split}.json'
-        )
-    cfg.train_cfg.max_epochs = 1
-    cfg.train_cfg.val_interval = 1
+    cfg = small_config(
+        osp.join(ROOT, 'configs/digits/det_student_gfl.py'), max_epochs=1, val_interval=1
+    )
+    use_digits_det(cfg, data_root, in_process=True)
     # a model trained for two iterations scores nothing above the usual threshold; keep every
     # box so that CocoMetric has results to evaluate
     cfg.model.test_cfg.score_thr = 0.0
@@ -115,6 +109,37 @@ def test_det_train_test(tmp_path):
     assert len(drawn) == 8, drawn  # one picture per test image
 
 
+@pytest.mark.slow
+def test_final_metrics_evaluate_the_final_model(tmp_path):
+    """``tools/train.py --final-metrics`` (what the benchmark tools train with, also as
+    ``tools/benchmark/run_one.py``): the final model's val and test metrics as JSON, and
+    ``final_model.pth`` in the layout of every checkpoint, with the RLKD agent's dump."""
+    import json
+
+    from tools.analysis.plot_temperatures import read_dump
+
+    cfg = small_config(
+        osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'), train=64, val=32, test=32, max_epochs=1
+    )
+    path = str(tmp_path / 'rlkd.py')
+    cfg.dump(path)
+    works = [str(tmp_path / 'train'), str(tmp_path / 'run_one')]
+    run_tool('tools/train.py', path, '--work-dir', works[0], '--seed', '1', '--final-metrics')
+    run_tool('tools/benchmark/run_one.py', path, '--work-dir', works[1], '--seed', '1')
+    records = []
+    for work in works:
+        with open(osp.join(work, 'final_metrics.json')) as f:
+            records.append(json.load(f))
+        assert not glob.glob(osp.join(work, 'epoch_*.pth'))  # no intermediate checkpoint
+        ckpt = torch.load(osp.join(work, 'final_model.pth'), weights_only=True)
+        assert ckpt['meta']['seed'] == 1 and 'rlkd_agent' in ckpt and 'optimizer' not in ckpt
+        dump = read_dump(work)  # empty here: the agent acts after the warm-up
+        assert dump['rows'].shape[1] == len(dump['columns'])
+    assert records[0] == records[1]
+    assert set(records[0]) == {'accuracy/top1', 'val/accuracy/top1', 'teacher_sha256'}
+    assert len(records[0]['teacher_sha256']) == 64
+
+
 def test_missing_data_names_the_path(tmp_path):
     from mmengine.registry import init_default_scope
 
@@ -175,25 +200,20 @@ def test_mim_train_from_the_installed_package(tmp_path):
 
 def small_rlkd_cls_config(tmp_path):
     """digits cls_kd_rlkd.py on 64 training images, batch 8, with a random saved teacher."""
-    from mmengine.registry import init_default_scope
-
-    from rlkd_mm.registry import MODELS
-
-    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'))
-    init_default_scope('mmpretrain')
-    teacher_cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/cls_teacher_cnn.py'))
-    teacher = MODELS.build(teacher_cfg.model)
-    teacher_path = str(tmp_path / 'teacher.pth')
-    torch.save(dict(state_dict=teacher.state_dict()), teacher_path)
-    cfg.model.teacher_ckpt = teacher_path
-    cfg.train_dataloader.dataset.indices = 64
-    cfg.train_dataloader.batch_size = 8
-    cfg.val_dataloader.dataset.indices = 32
-    cfg.test_dataloader.dataset.indices = 32
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_cfg.max_epochs = 2
-    cfg.train_cfg.val_interval = 2
+    cfg = small_config(
+        osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'),
+        train=64,
+        val=32,
+        test=32,
+        batch_size=8,
+        max_epochs=2,
+        val_interval=2,
+    )
+    cfg.model.teacher_ckpt = save_random_teacher(
+        osp.join(ROOT, 'configs/digits/cls_teacher_cnn.py'),
+        str(tmp_path / 'teacher.pth'),
+        'mmpretrain',
+    )
     cfg.default_hooks.logger.interval = 2  # 8 iterations per epoch: log lines in every epoch
     # the random teacher has no high-quality instance, so only after the exploration phase
     # does any instance explore (and leave its noise in the reward record)

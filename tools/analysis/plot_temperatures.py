@@ -3,10 +3,11 @@ and, for RLKD runs with a per-instance dump, T against the teacher's confidence.
 
     python tools/analysis/plot_temperatures.py WORK_DIR [WORK_DIR ...] --out temperatures.png
 
-Each WORK_DIR is a run folder of tools/train.py or tools/benchmark/run_one.py (it holds
-``*/vis_data/scalars.json``). The per-instance scatter comes from the run's
-``temperature_dump.pth`` (run_one.py) or, for runs of tools/train.py, from the RLKD agent state
-in the newest checkpoint of the folder (``RLTemperature(dump_size=...)`` records it).
+Each WORK_DIR is a run folder of tools/train.py (it holds ``*/vis_data/scalars.json``). The
+per-instance scatter comes from the RLKD agent state in the newest checkpoint of the folder
+(``final_model.pth`` with ``--final-metrics``; ``RLTemperature(dump_size=...)`` records it), or
+from the ``temperature_dump.pth`` that tools/benchmark/run_one.py wrote before it became a
+shorthand of ``tools/train.py --final-metrics``.
 """
 
 import argparse

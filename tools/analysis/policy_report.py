@@ -2,9 +2,9 @@
 
     python tools/analysis/policy_report.py CHECKPOINT [--config CONFIG] [--split val]
 
-CHECKPOINT is a checkpoint of ``tools/train.py`` or the ``final_model.pth`` of
-``tools/benchmark/run_one.py`` (both hold the distiller's weights, the agent under
-``rlkd_agent`` and the config under ``meta.cfg``; ``--config`` overrides the latter). The
+CHECKPOINT is a checkpoint of ``tools/train.py``, e.g. the ``final_model.pth`` of a run with
+``--final-metrics`` (it holds the distiller's weights, the agent under ``rlkd_agent`` and the
+config under ``meta.cfg``; ``--config`` overrides the latter). The
 distiller is built without loading its teacher file (the teacher's weights come from the
 checkpoint), run in eval mode on the split while the agent takes its mean action on every KD
 instance (images, positive priors or sampled RoIs) at training progress 1. Prints one JSON object:
@@ -25,7 +25,7 @@ instance (images, positive priors or sampled RoIs) at training progress 1. Print
   inside two standard errors of 0 no signal. Different signs across tertiles are a reward that
   asks for a temperature that depends on the instance.
 - ``action_signal_by_epoch`` (when a ``*/vis_data/scalars.json`` log of the run lies beside
-  the checkpoint, as ``tools/train.py`` and ``run_one.py`` leave it, or ``--log FILE``): the
+  the checkpoint, as ``tools/train.py`` leaves it, or ``--log FILE``): the
   logged ``rlkd_action_signal`` (each rewarded batch's mean of z * centred reward, smoothed by
   the logger's window) averaged per epoch, i.e. when during training the reward pushed the
   temperature and which way; the record above keeps only the last ``dump_size`` instances.
@@ -37,14 +37,11 @@ and writes a scatter PNG of T against the teacher's confidence and the student's
 import argparse
 import json
 import os.path as osp
-import sys
 from typing import Optional
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from rlkd_mm.agent import STATE_NAMES  # noqa: E402
+from rlkd_mm.agent import STATE_NAMES
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -178,7 +175,6 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
             data = model.data_preprocessor(data, False)
             model(**data, mode='loss')
             step = policy.pop_pending()
-            policy.pop_task_loss()
             if step is not None:
                 states.append(step.raw_states.cpu())
                 temps.append(step.temperatures.cpu())

@@ -16,13 +16,10 @@ difficulty. A per-instance temperature has something to act on only where confid
 import argparse
 import contextlib
 import json
-import os.path as osp
 import sys
 
 import numpy as np
 import torch
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 

@@ -38,6 +38,7 @@ Classification distillers only (``ClassifierDistiller`` with a linear last layer
 import argparse
 import copy
 import glob
+import itertools
 import json
 import math
 import os
@@ -241,13 +242,14 @@ def probe_mode(args, cfg: Config) -> Dict:
     hook.before_train(runner)
     policy = model.temperature
     model.train()
-    loader = iter(runner.build_dataloader(probe_cfg.train_dataloader, seed=0))
+    dataloader = runner.build_dataloader(probe_cfg.train_dataloader, seed=0)
+    batches = (batch for _ in itertools.count() for batch in dataloader)  # epochs as needed
     stats: List[Dict[str, float]] = []
     correlations: List[float] = []
     picks: Dict[str, List[float]] = dict(index=[], log_a=[], teacher_gt_prob=[], student_gt_prob=[])
     grid = policy.multipliers.tolist()
     for it in range(args.probe_iters):
-        data = model.data_preprocessor(next(loader), True)
+        data = model.data_preprocessor(next(batches), True)
         hook.before_train_iter(runner, it)
         with torch.no_grad():
             model.loss(data['inputs'], data['data_samples'])

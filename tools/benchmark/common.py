@@ -71,8 +71,9 @@ def run_one(
     reuse: bool = True,
     threads: Optional[int] = None,
 ) -> Dict[str, float]:
-    """Train ``config`` with ``seed`` in a subprocess, then evaluate the final model on the
-    test split; returns the test metrics (read back from ``work_dir/final_metrics.json``).
+    """Train ``config`` with ``seed`` in a subprocess (``tools/train.py --final-metrics``), then
+    evaluate the final model on the test split; returns the test metrics (read back from
+    ``work_dir/final_metrics.json``).
 
     With ``reuse``, a finished run of the same :func:`run_digest` (same config, options and
     seed) is not trained again: the one in ``work_dir`` (e.g. of an interrupted table), or one
@@ -95,12 +96,13 @@ def run_one(
     os.makedirs(work_dir, exist_ok=True)
     cmd = [
         _python(),
-        osp.join(ROOT, 'tools', 'benchmark', 'run_one.py'),
+        osp.join(ROOT, 'tools', 'train.py'),
         config,
         '--work-dir',
         work_dir,
         '--seed',
         str(seed),
+        '--final-metrics',
     ]
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
@@ -133,8 +135,9 @@ def run_one(
 
 def check_one_teacher(runs: Dict[str, Sequence[Dict[str, float]]]) -> Optional[str]:
     """Refuse to put runs of different teachers in one table: ``runs`` maps a row name to its
-    runs' metrics (``teacher_sha256`` as written by run_one.py; runs without a teacher, e.g. the
-    student alone, are left out). Returns the one teacher's SHA-256 (None if no row has one).
+    runs' metrics (``teacher_sha256`` as written by ``tools/train.py --final-metrics``; runs
+    without a teacher, e.g. the student alone, are left out). Returns the one teacher's
+    SHA-256 (None if no row has one).
 
     Raises:
         ValueError: naming the rows of each teacher found.

@@ -17,22 +17,18 @@ number that matters), the ratio of medians, and on CUDA the peak-memory ratio.
 import argparse
 import copy
 import json
-import os.path as osp
 import statistics
 import sys
 import time
-from types import SimpleNamespace
 
 import torch
-from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-import rlkd_mm  # noqa: E402,F401
-from rlkd_mm.engine import RLKDHook  # noqa: E402
-from rlkd_mm.registry import MODELS  # noqa: E402
+import rlkd_mm  # noqa: F401
+from rlkd_mm.engine import RLKDHook
+from rlkd_mm.registry import MODELS
+from rlkd_mm.testing import FakeRunner
 
 RL_POLICY = dict(type='rlkd_mm.RLTemperature', t_min=1.0, t_max=10.0, t_init=4.0)
 
@@ -147,9 +143,7 @@ def main():
             update_interval=args.update_interval,
             warmup_iters=0,
         )
-        runners[name] = SimpleNamespace(
-            model=rl, iter=0, max_iters=total, message_hub=MessageHub.get_current_instance()
-        )
+        runners[name] = FakeRunner(rl, total)
         hooks[name].before_train(runners[name])
     optim_cfg = dict(
         constructor='rlkd_mm.DistillerOptimWrapperConstructor',

@@ -8,7 +8,7 @@ from mmengine.dist import get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from rlkd_mm.engine.rewards import BaseReward, LegacyRewardModel, build_reward
+from rlkd_mm.engine.rewards import BaseReward, build_reward
 from rlkd_mm.registry import HOOKS
 from rlkd_mm.temperature.rl import RLTemperature
 
@@ -98,8 +98,6 @@ class RLKDHook(Hook):
         """The distiller the reward unit talks to (checked against the unit once)."""
         if self._model is None:
             model = utils.unwrap(runner)
-            if not hasattr(model, 'pop_reward_cache'):
-                model = LegacyRewardModel(model, self._get_policy(runner), self.unit)
             self.unit.check(model)
             self._model = model
         return self._model

@@ -6,7 +6,6 @@ from .base import BaseReward, HeldReward, build_reward
 from .batch import BatchReward
 from .influence import InfluenceReward, influence_rewards
 from .instance import InstanceReward
-from .legacy import LegacyRewardModel
 
 __all__ = [
     'BaseReward',
@@ -14,7 +13,6 @@ __all__ = [
     'HeldReward',
     'InfluenceReward',
     'InstanceReward',
-    'LegacyRewardModel',
     'build_reward',
     'influence_rewards',
 ]

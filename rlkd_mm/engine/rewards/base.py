@@ -108,8 +108,6 @@ class BaseReward:
         the training precision), or None."""
         if kept is None:
             return None
-        if 'legacy_measure' in kept:  # the model measures them itself (LegacyRewardModel)
-            return kept['legacy_measure']()
         return self.rewards(model, kept)
 
     def rewards(self, model: Any, kept: Dict[str, Any]) -> Optional[Tensor]:

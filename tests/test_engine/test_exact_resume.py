@@ -45,7 +45,8 @@ def _assert_equal(a, b, path='checkpoint'):
 
 def _final(work):
     ckpt = torch.load(osp.join(work, f'epoch_{EPOCHS}.pth'), weights_only=False)
-    return {key: ckpt[key] for key in ('state_dict', 'optimizer', 'rlkd_agent', 'param_schedulers')}
+    keys = ('state_dict', 'optimizer', 'param_schedulers', 'rlkd_agent', 'headroom_quiz')
+    return {key: ckpt[key] for key in keys if key in ckpt}
 
 
 def _train(cfg, work, resume_from=None):
@@ -62,8 +63,9 @@ def _check_resume_at_every_epoch(cfg, tmp_path):
     straight = str(tmp_path / 'straight')
     _train(cfg, straight)
     expected = _final(straight)
-    agent = expected['rlkd_agent']['agent']
-    assert agent['update_count'] > 0  # the agent learnt: its state matters for the comparison
+    if 'rlkd_agent' in expected:
+        # the agent learnt: its state matters for the comparison
+        assert expected['rlkd_agent']['agent']['update_count'] > 0
     for epoch in range(1, EPOCHS):
         work = str(tmp_path / f'resumed_{epoch}')
         _train(cfg, work, resume_from=osp.join(straight, f'epoch_{epoch}.pth'))
@@ -187,3 +189,47 @@ def test_two_process_resume_is_exact(tmp_path):
     resumed = str(tmp_path / 'resumed')
     dist_train(resumed, '--resume', osp.join(straight, 'epoch_1.pth'))
     _assert_equal(_final(resumed), _final(straight))
+
+
+@pytest.mark.slow
+def test_random_temperature_and_headroom_oracle_resume_exactly(tmp_path):
+    """The controls' own state: the random policy's generator, and the oracle's quiz gradient
+    (refreshed every 3 iterations, so each epoch checkpoint falls between two refreshes)."""
+    from mmengine.config import Config
+
+    from tools.analysis.temperature_headroom import headroom_configs, parse_args
+
+    random_cfg = small_config(
+        osp.join(ROOT, 'configs/digits/cls_kd_random.py'),
+        train=64,
+        batch_size=8,
+        max_epochs=EPOCHS,
+        val_interval=EPOCHS + 1,
+        in_process=False,
+    )
+    random_cfg.model.teacher_ckpt = None
+    random_cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    _check_resume_at_every_epoch(random_cfg, tmp_path / 'random')
+
+    config = osp.join(ROOT, 'configs/digits/cls_kd_fixed.py')
+    args = parse_args([config, '--quiz-batch-size', '8', '--refresh-interval', '3'])
+    base = Config.fromfile(config)
+    base.merge_from_dict(
+        dict(model=dict(teacher_ckpt=None), train_dataloader=dict(dataset=dict(indices=72)))
+    )
+    oracle_cfg = headroom_configs(base, args)['oracle']
+    oracle_cfg.train_dataloader.batch_size = 8  # 64 training images: 8 iterations per epoch
+    oracle_cfg.train_cfg.update(max_epochs=EPOCHS, val_interval=EPOCHS + 1)
+    oracle_cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    _check_resume_at_every_epoch(oracle_cfg, tmp_path / 'oracle')
+    # the resumed run scores with the quiz gradient of the checkpoint, not a fresh one
+    ckpt = osp.join(tmp_path, 'oracle', 'straight', 'epoch_1.pth')
+    saved = torch.load(ckpt, weights_only=False)['headroom_quiz']
+    cfg = oracle_cfg.copy()
+    cfg.work_dir, cfg.experiment_name = str(tmp_path / 'reload'), 'reload'
+    cfg.resume, cfg.load_from = True, ckpt
+    runner = Runner.from_cfg(cfg)
+    runner.load_or_resume()
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'HeadroomHook')
+    hook.before_train(runner)
+    _assert_equal(list(runner.model.temperature.quiz), list(saved), 'restored quiz')

@@ -1,5 +1,6 @@
 # KD with RLKD: an RL agent picks each image's temperature in [1, 3] (mean 1.5 at start),
-# rewarded by the improvement of the student's own loss after the update it influenced. The range
+# rewarded per image by the first-order effect of its gradient on a probe batch from the training
+# split (the `influence` reward, configs/digits/README.md). The range
 # and initial temperature were chosen on the validation split among [1, 10] / 4, [1, 5] / 2 and
 # [1, 3] / 1.5, seeds 0 and 1 (tools/benchmark/digits_cls_sweeps.sh, configs/digits/README.md).
 _base_ = ['./cls_kd_fixed.py']
@@ -18,8 +19,8 @@ model = dict(
         dump_size=4096,
     ))
 # 17 iterations per epoch: the agent acts after one epoch. Every 8th acting iteration is
-# re-evaluated for per-instance rewards (the change of each image's own loss after the step it
-# took part in); the agent learns from every 2 such iterations.
+# rewarded per image (its gradient's effect on the probe batch, measured after the step it took
+# part in); the agent learns from every 2 such iterations.
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',

@@ -15,8 +15,8 @@ model = dict(
     )
 )
 
-# Per-instance rewards: every 8th acting iteration each sampled RoI's classification loss is
-# re-evaluated after the step.
+# Per-instance rewards: every 8th acting iteration each sampled RoI is rewarded by the first-order
+# effect of its gradient at fc_cls on a probe batch of the training split.
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',

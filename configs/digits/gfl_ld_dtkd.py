@@ -2,12 +2,13 @@
 # teacher temperatures from the two models' largest absolute logits (our sigmoid adaptation of
 # the largest logit, see DTKDTemperature), and the authors' loss alpha * T_s * T_t * KL(T_s, T_t)
 # + beta * tau^2 * KL(tau) with the gradient through both temperatures; alpha = 3 and beta = 1
-# are the authors' defaults. tau = 2 was chosen on the validation split among 2 / 4 (seeds 0, 1:
-# 86.7 / 85.5 mAP val; tools/benchmark/digits_det_sweeps.sh) for the variant this config trained
-# before (alpha=1.0, beta=0.0, detach=True); the KD weights are gfl_ld_fixed.py's, not retuned.
+# are the authors' defaults. tau = 2 was chosen on the validation split among 2 / 4 (seeds 0, 1;
+# tools/benchmark/digits_det_sweeps.sh, grid in configs/digits/README.md) for the variant this
+# config trained before (alpha=1.0, beta=0.0, detach=True); the KD weights are gfl_ld_fixed.py's,
+# not retuned.
 # The LD box-side term uses the teacher temperature on both sides (ld_temperature='teacher', with
 # the plain T_t^2 scale and no vanilla term): with the student's own temperature it blurred the
-# box distributions (-3 to -27 mAP, configs/digits/README.md).
+# box distributions (configs/digits/README.md).
 # Warm-up: the authors ramp the KD loss in over 20 of 240 epochs (1/12): here 1 of 12 epochs.
 _base_ = ['./gfl_ld_fixed.py']
 

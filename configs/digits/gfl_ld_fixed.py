@@ -1,7 +1,8 @@
 # DigitsDet KD: GFL ResNet-18 teacher -> quarter-width GFL student with LD on the box-side
 # distributions and sigmoid KD on the class scores of the positive priors, one fixed temperature
-# (T = 2, chosen on the validation split among 2 / 4 with seeds 0 and 1, 86.4 / 85.9 mAP val:
-# tools/benchmark/digits_det_sweeps.sh, every policy with the same budget).
+# (T = 2, chosen on the validation split among 2 / 4 with seeds 0 and 1:
+# tools/benchmark/digits_det_sweeps.sh, every policy with the same budget; grid in
+# configs/digits/README.md).
 # The teacher checkpoint: train configs/digits/det_teacher_gfl.py and copy its last checkpoint to
 # checkpoints/digits/det_teacher_gfl.pth, or pass --cfg-options model.teacher_ckpt=<path>.
 _base_ = ['./det_student_gfl.py']

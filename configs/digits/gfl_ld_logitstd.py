@@ -2,12 +2,12 @@
 # per positive prior and per model T = tau * (1e-7 + std(z)), and the authors' prefactor tau^2 in
 # place of T_s * T_t. Sigmoid scores are not shift invariant, so this divides the raw logits by T
 # (no mean subtraction) and detaches T_s: our adaptation (see LogitStdTemperature). tau = 1 was
-# chosen on the validation split among 1 / 2 (seeds 0, 1: 84.8 / 76.9 mAP val;
-# tools/benchmark/digits_det_sweeps.sh) for the variant this config trained before
+# chosen on the validation split among 1 / 2 (seeds 0, 1; tools/benchmark/digits_det_sweeps.sh,
+# grid in configs/digits/README.md) for the variant this config trained before
 # (gfl_ld_logitstd_scaled.py); the KD weights are gfl_ld_fixed.py's, not retuned for tau^2.
 # The LD box-side term uses the teacher temperature on both sides (ld_temperature='teacher', with
 # the plain T_t^2 scale): with the student's own temperature it blurred the box distributions
-# (-3 to -27 mAP, configs/digits/README.md).
+# (configs/digits/README.md).
 _base_ = ['./gfl_ld_fixed.py']
 
 model = dict(

@@ -3,10 +3,9 @@
 # prior's class-score KL scaled by T_s * T_t = tau^2 * std(z_s) * std(z_t) (a per-prior KD
 # weight) instead of the authors' tau^2; T_s detached for sigmoid scores. This is what
 # gfl_ld_logitstd.py trained before, with its settings: tau = 1, chosen on the validation split
-# among 1 / 2 (seeds 0, 1: 84.8 / 76.9 mAP val; tools/benchmark/digits_det_sweeps.sh).
+# among 1 / 2 (seeds 0, 1; tools/benchmark/digits_det_sweeps.sh, grid in configs/digits/README.md).
 # The LD box-side term uses the teacher temperature on both sides (ld_temperature='teacher'):
-# with the student's own temperature it blurred the box distributions (-3 to -27 mAP,
-# configs/digits/README.md).
+# with the student's own temperature it blurred the box distributions (configs/digits/README.md).
 _base_ = ['./gfl_ld_fixed.py']
 
 model = dict(

@@ -2,8 +2,8 @@
 # (shared by its class scores and its 4 box-side distributions). The first 200 iterations use
 # the fixed warm-up temperature 2; then the agent acts on every batch
 # (about 188 iterations per epoch). Range [1, 5] and initial T = 2 were chosen on the validation
-# split among [1, 5] / 2 and [1, 10] / 4 (seeds 0, 1: 86.2 / 85.9 mAP val;
-# tools/benchmark/digits_det_sweeps.sh).
+# split among [1, 5] / 2 and [1, 10] / 4, seeds 0 and 1 (tools/benchmark/digits_det_sweeps.sh;
+# grid in configs/digits/README.md).
 _base_ = ['./gfl_ld_fixed.py']
 
 model = dict(
@@ -19,8 +19,8 @@ model = dict(
     )
 )
 
-# Per-instance rewards: every 8th acting iteration each positive's own loss (class BCE + 1 - GIoU
-# on the targets assigned at that iteration) is re-evaluated after the step.
+# Per-instance rewards: every 8th acting iteration each positive is rewarded by the first-order
+# effect of its gradient at the last class conv on a probe batch of the training split.
 custom_hooks = [
     dict(
         type='rlkd_mm.RLKDHook',

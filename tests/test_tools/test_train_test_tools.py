@@ -121,6 +121,12 @@ def test_final_metrics_evaluate_the_final_model(tmp_path):
     cfg = small_config(
         osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'), train=64, val=32, test=32, max_epochs=1
     )
+    # a saved random teacher: nothing depends on a trained one being on disk
+    cfg.model.teacher_ckpt = save_random_teacher(
+        osp.join(ROOT, 'configs/digits/cls_teacher_cnn.py'),
+        str(tmp_path / 'teacher.pth'),
+        'mmpretrain',
+    )
     path = str(tmp_path / 'rlkd.py')
     cfg.dump(path)
     works = [str(tmp_path / 'train'), str(tmp_path / 'run_one')]

@@ -172,3 +172,18 @@ def test_candidate_scores_against_explicit_layer_gradients():
             assert torch.allclose(out['decrease'][k, i], (layer * direction).sum(), atol=1e-5)
             expected = (layer * layer * p_sq).sum().sqrt()
             assert torch.allclose(out['norm'][k, i], expected, rtol=1e-5)
+
+
+def test_headroom_hook_names_a_bad_setting():
+    import pytest
+
+    from rlkd_mm.engine import HeadroomHook
+
+    with pytest.raises(
+        ValueError, match='refresh_interval must be an int >= 1, got refresh_interval=0'
+    ):
+        HeadroomHook(quiz_dataset=dict(), refresh_interval=0)
+    with pytest.raises(
+        ValueError, match='quiz_batch_size must be an int >= 2, got quiz_batch_size=1'
+    ):
+        HeadroomHook(quiz_dataset=dict(), quiz_batch_size=1)

@@ -51,12 +51,13 @@ class HeadroomHook(Hook):
         refresh_interval: int = 10,
         seed: int = 0,
     ) -> None:
-        for key, value in (
-            ('quiz_batch_size', quiz_batch_size),
-            ('refresh_interval', refresh_interval),
+        # a quiz batch is split into two halves, so it needs two images
+        for key, value, low in (
+            ('quiz_batch_size', quiz_batch_size, 2),
+            ('refresh_interval', refresh_interval, 1),
         ):
-            if not isinstance(value, int) or value < 2 - (key == 'refresh_interval'):
-                raise ValueError(f'{key} must be an int >= 2 (>= 1 for refresh_interval)')
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f'{key} must be an int >= {low}, got {key}={value!r}')
         self.quiz_cfg = quiz_dataset
         self.quiz_batch_size = quiz_batch_size
         self.refresh_interval = refresh_interval

@@ -116,6 +116,9 @@ class RLKDAgent:
             noisy batch rewards the held-out R^2 is rarely positive even for a useful ``g``.
         reward_model_weight_decay (float): L2 weight decay of the reward model's Adam, >= 0.
             Defaults to 0.
+        squash (str): how an action becomes a temperature: 'linear' (``t_min + (t_max -
+            t_min) * sigmoid(a)``) or 'log' (log-space around ``t_init``, exactly ``t_init``
+            at initialisation; RLKD's multiplier on a base policy). See ``ActorCritic``.
     """
 
     def __init__(self, state_dim: int, **kwargs: Any) -> None:
@@ -133,7 +136,13 @@ class RLKDAgent:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.net = ActorCritic(
-                cfg.state_dim, cfg.hidden_dim, cfg.t_min, cfg.t_max, cfg.t_init, cfg.init_log_std
+                cfg.state_dim,
+                cfg.hidden_dim,
+                cfg.t_min,
+                cfg.t_max,
+                cfg.t_init,
+                cfg.init_log_std,
+                squash=cfg.squash,
             )
             self.calibrator = RewardCalibrator(
                 cfg.state_dim,
@@ -316,6 +325,7 @@ class RLKDAgent:
         next_states: Optional[Tensor] = None,
         instance_rewards: Optional[Tensor] = None,
         iteration: int = -1,
+        advantages: bool = False,
     ) -> None:
         """Store one iteration of experience.
 
@@ -330,6 +340,9 @@ class RLKDAgent:
                 calibrated ones (the reward model is then not fitted on this batch).
             iteration (int): the training iteration k, used to merge the DDP ranks' steps of
                 one iteration (see ``merge_iterations``). Defaults to -1 (unknown).
+            advantages (bool): ``instance_rewards`` are advantages (a contextual bandit: see
+                :meth:`counterfactual_step`): no bootstrap, no critic baseline. Defaults to
+                False.
         """
         if step.num == 0:
             raise ValueError('step must hold at least one instance, got N=0')
@@ -355,8 +368,41 @@ class RLKDAgent:
             instance_rewards = instance_rewards.detach().to(device, torch.float32)
             if not bool(torch.isfinite(instance_rewards).all()):
                 raise ValueError('instance_rewards must be finite')
+        elif advantages:
+            raise ValueError('advantages=True needs instance_rewards')
         self.buffer.append(
-            Transition(step.to(device), batch_reward, next_states, instance_rewards, iteration)
+            Transition(
+                step.to(device), batch_reward, next_states, instance_rewards, iteration, advantages
+            )
+        )
+
+    @torch.no_grad()
+    def counterfactual_step(self, step: AgentStep, num_samples: int) -> AgentStep:
+        """``step`` with ``num_samples - 1`` further actions per instance, sampled from the
+        current policy (which must be the one that acted): ``[num_samples * N]`` rows,
+        sample-major, the taken actions first. The new rows repeat their instance's states,
+        values and quality mask, carry their own log-probabilities and temperatures and count
+        as explored (sampled from the policy); the taken rows keep their own ``explored``.
+        The noise comes from the action generator."""
+        if not isinstance(num_samples, int) or num_samples < 2:
+            raise ValueError(f'num_samples must be an int >= 2, got {num_samples!r}')
+        device = self.device
+        step = step.to(device)
+        num, extra = step.num, num_samples - 1
+        mu, _ = self.net(step.states)
+        noise = torch.randn(extra * num, generator=self.action_generator).to(device)
+        mu = mu.repeat(extra)
+        actions = mu + self.net.std * noise
+        log_probs = self.net.distribution(mu).log_prob(actions)
+        return AgentStep(
+            states=step.states.repeat(num_samples, 1),
+            raw_states=step.raw_states.repeat(num_samples, 1),
+            actions=torch.cat([step.actions, actions]),
+            log_probs=torch.cat([step.log_probs, log_probs]),
+            values=step.values.repeat(num_samples),
+            hq_mask=step.hq_mask.repeat(num_samples),
+            temperatures=torch.cat([step.temperatures, self.net.squash(actions)]),
+            explored=torch.cat([step.explored, torch.ones_like(step.explored).repeat(extra)]),
         )
 
     @torch.no_grad()
@@ -481,6 +527,11 @@ class RLKDAgent:
             next_values = self._bootstrap_values(items, steps, iter_index, sizes)
         returns = rewards + self.gamma * next_values[iter_index]
         advantages = returns - steps.values
+        given = torch.tensor([t.advantages for t in items], device=device)[iter_index]
+        if bool(given.any()):
+            # contextual-bandit rows: the reward is the return and the advantage
+            returns = torch.where(given, rewards, returns)
+            advantages = torch.where(given, rewards, advantages)
         # Only explored instances (noise applied) carry a policy-gradient signal: an instance
         # that took the mean action was not sampled from the policy, so its ratio/advantage
         # would bias the policy loss. They still train the critic.

@@ -78,6 +78,9 @@ class Transition:
             bypass the reward model and its calibration (per-instance reward modes, tests).
         iteration (int): the training iteration k (-1: unknown). Under DDP the hook merges the
             ranks' transitions of one iteration into one when they share a batch reward.
+        advantages (bool): the instance rewards are advantages already (a contextual bandit:
+            each is centred on the other actions sampled for its instance), so the update
+            neither bootstraps nor subtracts the critic's value for them. Defaults to False.
     """
 
     step: AgentStep
@@ -85,6 +88,7 @@ class Transition:
     next_states: Optional[Tensor] = None
     instance_rewards: Optional[Tensor] = None
     iteration: int = -1
+    advantages: bool = False
 
     def to(self, device: Any) -> 'Transition':
         return Transition(
@@ -95,6 +99,7 @@ class Transition:
             if self.instance_rewards is None
             else self.instance_rewards.to(device),
             iteration=self.iteration,
+            advantages=self.advantages,
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -104,6 +109,7 @@ class Transition:
             next_states=self.next_states,
             instance_rewards=self.instance_rewards,
             iteration=self.iteration,
+            advantages=self.advantages,
         )
 
     @classmethod
@@ -114,6 +120,7 @@ class Transition:
             next_states=data['next_states'],
             instance_rewards=data['instance_rewards'],
             iteration=int(data.get('iteration', -1)),
+            advantages=bool(data.get('advantages', False)),
         )
 
 

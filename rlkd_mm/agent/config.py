@@ -4,7 +4,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
 
-from .policy import check_squash_range
+from .policy import SQUASHES, check_squash_range
 
 
 def _check(cond: bool, key: str, value: Any, requirement: str) -> None:
@@ -47,6 +47,7 @@ class AgentConfig:
     reward_holdout: float = 0.25
     calibration_min_r2: float = 0.0
     reward_model_weight_decay: float = 0.0
+    squash: str = 'linear'
 
     def __post_init__(self) -> None:
         check_squash_range(self.t_min, self.t_max, self.t_init)
@@ -61,8 +62,12 @@ class AgentConfig:
         for key in ('explore_updates', 'reward_model_steps'):
             value = getattr(self, key)
             _check(_is_int(value) and value >= 0, key, value, 'an int >= 0')
-        for key in ('lr', 'clip_eps', 'max_grad_norm', 'reward_model_lr', 'norm_clip'):
+        for key in ('clip_eps', 'max_grad_norm', 'reward_model_lr', 'norm_clip'):
             _check(getattr(self, key) > 0, key, getattr(self, key), '> 0')
+        # lr 0 freezes the actor-critic (e.g. to check that an untrained agent on a base
+        # policy reproduces the base)
+        _check(self.lr >= 0, 'lr', self.lr, '>= 0')
+        _check(self.squash in SQUASHES, 'squash', self.squash, f'one of {SQUASHES}')
         for key in ('value_coef', 'entropy_coef', 'reward_model_weight_decay'):
             _check(getattr(self, key) >= 0, key, getattr(self, key), '>= 0')
         _check(0.0 <= self.gamma <= 1.0, 'gamma', self.gamma, 'in [0, 1]')

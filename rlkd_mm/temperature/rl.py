@@ -7,10 +7,11 @@ import torch
 from torch import Tensor
 
 from rlkd_mm.agent import AgentStep, RLKDAgent, tensors_to
-from rlkd_mm.agent.state import STATE_DIM, STATE_NAMES, instance_state
+from rlkd_mm.agent.state import STATE_NAMES, _log_probs, instance_state
 from rlkd_mm.registry import MODELS
 
 from .base import BaseTemperature, TemperatureOutput, check_temperature_range
+from .oracle import scale_output
 
 #: Columns of the per-instance temperature dump (see ``RLTemperature.dump``).
 DUMP_COLUMNS = ('iteration', 'temperature', 'high_quality', 'student_gt_prob', 'teacher_gt_prob')
@@ -25,7 +26,39 @@ _STUDENT_GT_PROB = STATE_NAMES.index('student_gt_prob')
 _PROGRESS = STATE_NAMES.index('progress')
 
 # Keys of ``agent`` that RLTemperature sets itself, so that they cannot disagree.
-_OWN_AGENT_KEYS = ('state_dim', 't_min', 't_max', 't_init', 'hq_tau', 'progress_column')
+_OWN_AGENT_KEYS = ('state_dim', 't_min', 't_max', 't_init', 'hq_tau', 'progress_column', 'squash')
+
+#: State columns added after ``STATE_NAMES`` when RLKD acts on a base policy: what the base
+#: knows about each instance (its temperatures, in log, and its KD loss at them).
+BASE_STATE_NAMES = ('base_log_t_student', 'base_log_t_teacher', 'base_kd_loss')
+
+# Defaults of the absolute temperature range (RLKD without a base policy).
+_ABSOLUTE_DEFAULTS = dict(t_min=1.0, t_max=10.0, t_init=4.0, warmup_temperature=4.0)
+
+
+@torch.no_grad()
+def base_state(
+    student_logits: Tensor, teacher_logits: Tensor, output: TemperatureOutput, score_type: str
+) -> Tensor:
+    """``[N, 3]`` float32 columns ``BASE_STATE_NAMES`` of a base policy's ``output``: the log of
+    its student and teacher temperatures (first term) and its per-instance KD loss, the sum
+    over its terms of ``prefactor * KL(p_t(T_t) || p_s(T_s)) * weight`` (prefactor default
+    ``T_s * T_t``, weight default 1; class distributions as in ``instance_state``)."""
+    z_s, z_t = student_logits.detach().float(), teacher_logits.detach().float()
+    kd = z_s.new_zeros(z_s.size(0))
+    for term in output.terms():
+        t_s = term.t_student.detach().float()
+        t_t = term.t_teacher.detach().float()
+        log_ps = _log_probs(z_s / t_s[:, None], score_type)
+        log_pt = _log_probs(z_t / t_t[:, None], score_type)
+        kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=1).clamp_min(0.0)
+        factor = t_s * t_t if term.prefactor is None else term.prefactor.detach().float()
+        weight = 1.0 if term.weight is None else term.weight.detach().float()
+        kd = kd + factor * kl * weight
+    return torch.stack(
+        [output.t_student.detach().float().log(), output.t_teacher.detach().float().log(), kd],
+        dim=1,
+    )
 
 
 @MODELS.register_module()
@@ -66,21 +99,70 @@ class RLTemperature(BaseTemperature):
 
     The agent's ``progress_column`` is set to the ``progress`` state column, which the agent
     then feeds as ``2p - 1`` instead of standardising it.
+
+    **On a base policy** (``base=dict(type=...)``, any registered policy: fixed T, logit
+    standardisation, DTKD, CIST, ...): the base gives each instance its temperatures, weight
+    and loss prefactor, and the agent's action is a per-instance multiplier ``a_i`` in
+    ``[a_min, a_max]`` (acting in log space: ``ActorCritic(squash='log')``) applied to every
+    temperature the base uses (DTKD's vanilla ``tau`` included, see
+    ``rlkd_mm.temperature.oracle.scale_output``). Each KD term keeps the base's prefactor times
+    ``a_i^2`` (``a_i`` detached): an explicit prefactor is multiplied by ``a_i^2``; the default
+    ``T_s * T_t`` is that of the scaled temperatures, ``a_i^2 T_s T_t``. A CIST weight is
+    unchanged. The warm-up and eval mode use the base itself (``a = 1``), and at
+    initialisation the agent's mean action is ``a = 1`` exactly, so an untrained agent acting
+    deterministically reproduces its base bit for bit. The state gains ``BASE_STATE_NAMES``
+    (the base's log temperatures and its per-instance KD loss; the task loss is already the
+    ``student_ce`` column).
+
+    Args of the base mode:
+        base (dict, optional): the base policy's config. None: RLKD as published, one shared
+            temperature in ``[t_min, t_max]`` (the keys ``t_min``, ``t_max``, ``t_init`` and
+            ``warmup_temperature`` then apply; with a base they must not be set).
+        a_min (float): smallest multiplier, in ``(0, 1)``. Defaults to 0.5.
+        a_max (float): largest multiplier, > 1. Defaults to 2.
     """
 
     def __init__(
         self,
-        t_min: float = 1.0,
-        t_max: float = 10.0,
-        t_init: float = 4.0,
-        warmup_temperature: float = 4.0,
+        t_min: Optional[float] = None,
+        t_max: Optional[float] = None,
+        t_init: Optional[float] = None,
+        warmup_temperature: Optional[float] = None,
         score_type: str = 'softmax',
         hq_tau: float = 0.5,
         agent: Optional[Dict[str, Any]] = None,
         dump_size: int = 0,
         deterministic: bool = False,
+        base: Optional[dict] = None,
+        a_min: float = 0.5,
+        a_max: float = 2.0,
     ) -> None:
         super().__init__(score_type=score_type)
+        absolute = dict(
+            t_min=t_min, t_max=t_max, t_init=t_init, warmup_temperature=warmup_temperature
+        )
+        if base is not None:
+            given = {k: v for k, v in absolute.items() if v is not None}
+            if given:
+                raise ValueError(
+                    'RLTemperature with a base policy acts with a multiplier in [a_min, a_max] '
+                    f'and warms up with the base itself; remove {sorted(given)} (got {given})'
+                )
+            if not 0 < a_min < 1 < a_max:
+                raise ValueError(
+                    f'the multiplier range must hold 1: 0 < a_min < 1 < a_max, got '
+                    f'a_min={a_min}, a_max={a_max}'
+                )
+            base = dict(base)
+            base.setdefault('score_type', score_type)
+            self.base: Optional[BaseTemperature] = MODELS.build(base)
+            t_min, t_max, t_init, warmup_temperature = float(a_min), float(a_max), 1.0, 1.0
+        else:
+            self.base = None
+            t_min, t_max, t_init, warmup_temperature = (
+                _ABSOLUTE_DEFAULTS[k] if v is None else v for k, v in absolute.items()
+            )
+        self.a_min, self.a_max = float(a_min), float(a_max)
         check_temperature_range(t_min, t_max)
         if not warmup_temperature > 0:
             raise ValueError(
@@ -106,16 +188,18 @@ class RLTemperature(BaseTemperature):
         self.warmup_temperature = float(warmup_temperature)
         self.dump_size = dump_size
         self.deterministic = deterministic
+        self.state_names = STATE_NAMES + (BASE_STATE_NAMES if self.base is not None else ())
         object.__setattr__(
             self,
             'agent',
             RLKDAgent(
-                STATE_DIM,
+                len(self.state_names),
                 t_min=t_min,
                 t_max=t_max,
                 t_init=t_init,
                 hq_tau=hq_tau,
                 progress_column=_PROGRESS,
+                squash='log' if self.base is not None else 'linear',
                 **agent_cfg,
             ),
         )
@@ -138,7 +222,8 @@ class RLTemperature(BaseTemperature):
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Optional[Tensor] = None
     ) -> TemperatureOutput:
-        """Return ``TemperatureOutput(T[N], T[N])``, detached, in the logits' dtype.
+        """Without a base: ``TemperatureOutput(T[N], T[N])``, detached, in the logits' dtype.
+        On a base: the base's output with every temperature times the instance's multiplier.
 
         Args:
             student_logits (Tensor): ``[N, C]``.
@@ -147,6 +232,9 @@ class RLTemperature(BaseTemperature):
         """
         self._check_inputs(student_logits, teacher_logits)
         num = student_logits.size(0)
+        base_out = (
+            None if self.base is None else self.base(student_logits, teacher_logits, gt_labels)
+        )
         if not (self.training and self.acting):
             if self.training and not self.driven and not self._warned_undriven:
                 self._warned_undriven = True
@@ -156,21 +244,19 @@ class RLTemperature(BaseTemperature):
                     'temperature and the agent never acts or learns'
                 )
             if self.training and self.driven and num > 0 and gt_labels is not None:
-                self._accumulate_warmup_states(student_logits, teacher_logits, gt_labels)
-            t = self._full(num, self.warmup_temperature, student_logits)
-            return TemperatureOutput(t, t)
+                self._accumulate_warmup_states(student_logits, teacher_logits, gt_labels, base_out)
+            return self._warmup_output(num, student_logits, base_out)
         if gt_labels is None:
             raise ValueError('RLTemperature needs gt_labels in training, got gt_labels=None')
         if num == 0:
             self.num_empty_batches += 1
-            t = self._full(0, self.warmup_temperature, student_logits)
-            return TemperatureOutput(t, t)
+            return self._warmup_output(0, student_logits, base_out)
         agent = self.agent
         if agent.device != student_logits.device:
             agent.to(student_logits.device)
         # The agent works in float32 whatever the training precision (e.g. under --amp).
         with torch.autocast(student_logits.device.type, enabled=False):
-            states = self._states(student_logits, teacher_logits, gt_labels)
+            states = self._states(student_logits, teacher_logits, gt_labels, base_out)
             if not bool(torch.isfinite(states).all()):
                 # Non-finite logits: the optimizer skips this step anyway; the agent neither
                 # acts nor stores anything of it (it would corrupt its statistics).
@@ -179,36 +265,82 @@ class RLTemperature(BaseTemperature):
                     f'RLTemperature: non-finite instance states at iteration {self.iteration}; '
                     'the batch keeps the warm-up temperature and is not stored'
                 )
-                t = self._full(num, self.warmup_temperature, student_logits)
-                return TemperatureOutput(t, t)
+                return self._warmup_output(num, student_logits, base_out)
             # The same test as ``high_quality_mask``, read off the state (no second softmax).
             hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
                 states[:, _TEACHER_GT_PROB] >= agent.hq_tau
             )
-            temperatures, step = agent.act(states, hq_mask, deterministic=self.deterministic)
+            actions, step = agent.act(states, hq_mask, deterministic=self.deterministic)
         self._pending = step if self._pending is None else AgentStep.cat([self._pending, step])
         if self.dump_size > 0:
             self._append_dump(step, states)
-        t = temperatures.to(student_logits.dtype)
+        return self.apply_actions(actions.to(student_logits.dtype), base_out)
+
+    def apply_actions(
+        self, actions: Tensor, base_out: Optional[TemperatureOutput]
+    ) -> TemperatureOutput:
+        """The output for the agent's values ``[N]``: temperatures ``(T, T)`` without a base,
+        the base's output scaled by the multipliers on a base."""
+        if base_out is None:
+            return TemperatureOutput(actions, actions)
+        return scale_output(base_out, actions.to(base_out.t_student.dtype))
+
+    def candidate_outputs(
+        self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor, actions: Tensor
+    ) -> TemperatureOutput:
+        """The output for rows of instances (e.g. K copies of a batch) and one agent value per
+        row ``[N]``, as :meth:`forward` would give it when acting; the agent is not called."""
+        base_out = (
+            None if self.base is None else self.base(student_logits, teacher_logits, gt_labels)
+        )
+        return self.apply_actions(actions.to(student_logits.dtype), base_out)
+
+    @property
+    def reference_action(self) -> float:
+        """The value whose output is the reference of a counterfactual comparison: ``a = 1``
+        (the base itself) on a base, the warm-up temperature without one."""
+        return 1.0 if self.base is not None else self.warmup_temperature
+
+    def _warmup_output(
+        self, num: int, like: Tensor, base_out: Optional[TemperatureOutput]
+    ) -> TemperatureOutput:
+        if base_out is not None:
+            return base_out
+        t = self._full(num, self.warmup_temperature, like)
         return TemperatureOutput(t, t)
 
-    def _states(self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor) -> Tensor:
-        """Float32 instance states ``[N, STATE_DIM]`` (maybe non-finite: see ``forward``)."""
-        return instance_state(
+    def _states(
+        self,
+        student_logits: Tensor,
+        teacher_logits: Tensor,
+        gt_labels: Tensor,
+        base_out: Optional[TemperatureOutput] = None,
+    ) -> Tensor:
+        """Float32 instance states ``[N, len(state_names)]`` (maybe non-finite: see
+        ``forward``)."""
+        states = instance_state(
             student_logits.detach().float(),
             teacher_logits.detach().float(),
             gt_labels,
             self.progress,
             self.score_type,
         )
+        if base_out is None:
+            return states
+        extra = base_state(student_logits, teacher_logits, base_out, self.score_type)
+        return torch.cat([states, extra], dim=1)
 
     def _accumulate_warmup_states(
-        self, student_logits: Tensor, teacher_logits: Tensor, gt_labels: Tensor
+        self,
+        student_logits: Tensor,
+        teacher_logits: Tensor,
+        gt_labels: Tensor,
+        base_out: Optional[TemperatureOutput] = None,
     ) -> None:
         """Sum the warm-up states' moments, so the agent's normaliser is warm when it acts.
         Rows with a non-finite value are left out, without a host synchronisation."""
         with torch.no_grad(), torch.autocast(student_logits.device.type, enabled=False):
-            states = self._states(student_logits, teacher_logits, gt_labels).double()
+            states = self._states(student_logits, teacher_logits, gt_labels, base_out).double()
             finite = torch.isfinite(states).all(dim=1, keepdim=True)
             states = torch.where(finite, states, 0.0)
             new = (finite.sum().double(), states.sum(dim=0), (states * states).sum(dim=0))
@@ -349,6 +481,11 @@ class RLTemperature(BaseTemperature):
         self._dump_filled = min(self._dump_filled + num, self.dump_size)
 
     def extra_repr(self) -> str:
+        if self.base is not None:
+            return (
+                f'a_min={self.a_min}, a_max={self.a_max}, score_type={self.score_type!r}, '
+                f'deterministic={self.deterministic}'
+            )
         return (
             f't_min={self.t_min}, t_max={self.t_max}, t_init={self.t_init}, '
             f'warmup_temperature={self.warmup_temperature}, score_type={self.score_type!r}, '

@@ -5,6 +5,7 @@ distiller, a contextual bandit whose best temperatures are known (trained throug
 from .bandit import (
     BANDIT_REWARDS,
     T_STAR,
+    BanditCounterfactualReward,
     BanditDistiller,
     BanditInfluenceReward,
     run_bandit,
@@ -15,6 +16,7 @@ from .toy import LinearDistiller
 
 __all__ = [
     'BANDIT_REWARDS',
+    'BanditCounterfactualReward',
     'BanditDistiller',
     'BanditInfluenceReward',
     'FakeRunner',

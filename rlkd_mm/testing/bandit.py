@@ -8,8 +8,10 @@ and ``T* = 8`` for the other. It keeps what the reward units ask for, as a real 
 'instance_losses' (re-evaluated, instance ``i``'s loss has changed by exactly that amount) and
 'task_loss' (the batch's task loss, minus the mean of the changes accumulated so far: the
 student's loss after every previous step). The bandit has no last layer: its ``'influence'`` runs
-use :class:`BanditInfluenceReward`, which rewards the same known change (the bandit checks the
-agent and the hook, not how each mode measures).
+use :class:`BanditInfluenceReward`, which rewards the same known change, and its
+``'counterfactual'`` runs :class:`BanditCounterfactualReward`, which scores each sampled
+temperature by the change it would have made (the bandit checks the agent, the hook and the
+unit's sampling and leave-one-out rewards, not how each mode measures).
 
 ``tools/benchmark/bandit.py`` is its command line.
 """
@@ -20,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from rlkd_mm.engine.hooks import RLKDHook
-from rlkd_mm.engine.rewards import InstanceReward
+from rlkd_mm.engine.rewards import CounterfactualReward, InstanceReward
 from rlkd_mm.models.distillers import RewardCacheMixin
 from rlkd_mm.registry import REWARDS
 from rlkd_mm.temperature import RLTemperature
@@ -38,15 +40,39 @@ class BanditInfluenceReward(InstanceReward):
     bandit has no last layer whose gradients the influence unit could compare)."""
 
 
+@REWARDS.register_module(name='bandit_counterfactual')
+class BanditCounterfactualReward(CounterfactualReward):
+    """The bandit's ``'counterfactual'``: ``num_samples`` temperatures of the current policy per
+    instance, each scored by the known change of the instance's loss had it trained with that
+    temperature (plus the bandit's noise); no quiz split."""
+
+    def setup(self, runner: Any, model: Any, policy: Any) -> None:
+        pass
+
+    def before_iter(self, runner: Any, model: Any, collecting: bool) -> None:
+        pass
+
+    def score(self, model: Any, kept: Dict[str, Any], actions: Tensor, policy: Any) -> Tensor:
+        model.num_rewarded += 1
+        target = torch.tensor(T_STAR)[kept['group']]
+        noise = torch.randn(actions.shape, generator=model.gen)
+        return -((actions - target) ** 2) / 10.0 + model.noise * noise
+
+
 #: The unit each reward mode of ``run_bandit`` trains with.
-BANDIT_REWARDS = dict(instance='instance', influence='bandit_influence', batch='batch')
+BANDIT_REWARDS = dict(
+    instance='instance',
+    influence='bandit_influence',
+    batch='batch',
+    counterfactual='bandit_counterfactual',
+)
 
 
 class BanditDistiller(RewardCacheMixin, nn.Module):
     """The bandit's stand-in distiller (see the module's docstring); ``forward(iteration)``
     returns the temperatures the policy chose."""
 
-    reward_items = ('task_loss', 'instance_losses')
+    reward_items = ('task_loss', 'instance_losses', 'candidate_grads')
 
     def __init__(self, seed: int, noise: float = 0.1, **policy_kwargs: Any) -> None:
         super().__init__()
@@ -76,6 +102,8 @@ class BanditDistiller(RewardCacheMixin, nn.Module):
         if 'instance_losses' in self.keeps():
             # losses relative to each instance's loss before the step
             self.keep_for_reward(losses=torch.zeros_like(change), change=change)
+        if 'candidate_grads' in self.keeps():
+            self.keep_for_reward(group=group)
         return t
 
     def instance_losses(self, kept: Dict[str, Any]) -> Tensor:
@@ -98,8 +126,9 @@ class BanditDistiller(RewardCacheMixin, nn.Module):
 def run_bandit(
     reward: str, seed: int, iterations: int = 600, **hook_kwargs: Any
 ) -> Tuple[BanditDistiller, RLKDHook]:
-    """Train through the hook with reward mode ``reward`` ('instance', 'influence', 'batch';
-    see :data:`BANDIT_REWARDS`); return the model (for ``greedy_temperatures``) and the hook."""
+    """Train through the hook with reward mode ``reward`` ('instance', 'influence', 'batch',
+    'counterfactual'; see :data:`BANDIT_REWARDS`); return the model (for
+    ``greedy_temperatures``) and the hook."""
     torch.manual_seed(seed)
     model = BanditDistiller(seed)
     model.train()

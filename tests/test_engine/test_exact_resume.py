@@ -233,3 +233,60 @@ def test_random_temperature_and_headroom_oracle_resume_exactly(tmp_path):
     hook = next(h for h in runner.hooks if type(h).__name__ == 'HeadroomHook')
     hook.before_train(runner)
     _assert_equal(list(runner.model.temperature.quiz), list(saved), 'restored quiz')
+
+
+def _counterfactual_config(**agent):
+    """digits cls_kd_rlkd_base_fixed.py (RLKD on fixed T, counterfactual reward; random
+    teacher) on 72 images: 65 to train on (9 iterations per epoch), 7 in the quiz split."""
+    cfg = small_config(
+        osp.join(ROOT, 'configs/digits/cls_kd_rlkd_base_fixed.py'),
+        batch_size=8,
+        max_epochs=EPOCHS,
+        val_interval=EPOCHS + 1,
+        in_process=False,
+    )
+    hook = cfg.custom_hooks[0]
+    for dataset in (cfg.train_dataloader.dataset, hook.reward.quiz_dataset):
+        dataset.dataset.indices = 72
+    cfg.model.teacher_ckpt = None
+    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    hook.update(warmup_iters=4, reward_interval=1, update_interval=2)
+    hook.reward.update(refresh_interval=3, quiz_batch_size=4)
+    cfg.model.temperature.agent.update(explore_updates=2, minibatch_size=16, **agent)
+    return cfg
+
+
+@pytest.mark.slow
+def test_counterfactual_reward_on_a_base_resumes_exactly(tmp_path):
+    # checkpoints between two quiz gradients (every 3 iterations) and with a held iteration
+    _check_resume_at_every_epoch(_counterfactual_config(), tmp_path)
+    ckpt = torch.load(str(tmp_path / 'straight' / f'epoch_{EPOCHS}.pth'), weights_only=False)
+    state = ckpt['rlkd_agent']
+    assert state['reward_state']['num_refreshes'] > 2
+    # 4 multipliers per image are stored: the held iteration (the last one, whose batch holds
+    # 65 - 8 x 8 = 1 image) has 4 rows
+    assert state['held']['step']['actions'].numel() == 4 * 1
+
+
+@pytest.mark.slow
+def test_untrained_agent_on_a_base_trains_exactly_as_the_base(tmp_path):
+    """Agent learning rate 0, deterministic actions: every multiplier is 1 and the whole run
+    (counterfactual rewards, quiz gradients and agent updates included) equals fixed T's."""
+    rlkd = _counterfactual_config(lr=0.0)
+    rlkd.model.temperature.deterministic = True
+    fixed = small_config(
+        osp.join(ROOT, 'configs/digits/cls_kd_fixed.py'),
+        batch_size=8,
+        max_epochs=EPOCHS,
+        val_interval=EPOCHS + 1,
+        in_process=False,
+    )
+    fixed.model.teacher_ckpt = None
+    fixed.train_dataloader.dataset = rlkd.train_dataloader.dataset.copy()
+    assert fixed.model.temperature == rlkd.model.temperature.base
+    _train(rlkd, str(tmp_path / 'rlkd'))
+    _train(fixed, str(tmp_path / 'fixed'))
+    got, want = _final(str(tmp_path / 'rlkd')), _final(str(tmp_path / 'fixed'))
+    assert got['rlkd_agent']['agent']['update_count'] > 2  # the agent ran, and learnt nothing
+    _assert_equal(got['state_dict'], want['state_dict'], 'student')
+    _assert_equal(got['optimizer'], want['optimizer'], 'optimizer')

@@ -5,7 +5,7 @@ import pytest
 from rlkd_mm.testing import T_STAR, run_bandit
 
 
-@pytest.mark.parametrize('reward', ['instance', 'influence'])
+@pytest.mark.parametrize('reward', ['instance', 'influence', 'counterfactual'])
 @pytest.mark.parametrize('seed', [0, 1])
 def test_per_instance_reward_finds_each_groups_best_temperature(reward, seed):
     # default reward_interval (8) and update_interval (2): 75 stored iterations, 37 updates

@@ -294,7 +294,7 @@ def _global_rank_correlation(runner, model, hook, refresh, data, grid, spearmanr
     from rlkd_mm.temperature.oracle import candidate_scores
 
     oracle = model.temperature
-    quiz_data = model.data_preprocessor(hook._quiz_batch(refresh), False)
+    quiz_data = model.data_preprocessor(hook.quiz.batch(refresh), False)
 
     def quiz_loss() -> float:
         with torch.no_grad():

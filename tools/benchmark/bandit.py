@@ -14,7 +14,9 @@ from rlkd_mm.testing import T_STAR, run_bandit
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--reward', nargs='+', default=['instance', 'influence', 'batch'])
+    parser.add_argument(
+        '--reward', nargs='+', default=['instance', 'influence', 'batch', 'counterfactual']
+    )
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--iterations', type=int, default=600)
     parser.add_argument('--reward-interval', type=int, default=8)

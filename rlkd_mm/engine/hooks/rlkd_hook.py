@@ -20,15 +20,14 @@ from .random_state_hook import iter_checkpoint_due
 class RLKDHook(Hook):
     """Drives the RLKD agent of the model's ``RLTemperature``: rewards, experience, updates.
 
-    The reward mode is a unit registered in ``rlkd_mm.registry.REWARDS`` ('instance',
-    'influence', 'batch'; ``rlkd_mm.engine.rewards``): which iterations are rewarded, what the
-    distiller keeps from their forward (the hook sets ``model.reward_keep``, then takes
-    ``model.pop_reward_cache()`` after the step) and how the rewards are formed. A stored
-    iteration ``k`` becomes a transition at iteration ``k + 1`` (its states are the bootstrap
-    target); every ``update_interval`` transitions the agent is updated (under DDP on the
-    experience of all ranks, rank 0's result broadcast). An iteration acted on before an update
-    is never stored after it, nor one whose optimizer did not step. Warm-up states warm the
-    agent's normaliser (summed over ranks).
+    The reward mode is a registered unit (``rlkd_mm.engine.rewards``: 'instance', 'influence',
+    'batch', 'counterfactual'): which iterations are rewarded, what the distiller keeps from
+    their forward (``model.reward_keep``, popped after the step) and how the rewards are formed.
+    A stored iteration ``k`` becomes a transition at iteration ``k + 1`` (its states are the
+    bootstrap target); every ``update_interval`` transitions the agent is updated (under DDP on
+    the experience of all ranks, rank 0's result broadcast). An iteration acted on before an
+    update is never stored after it, nor one whose optimizer did not step. Warm-up states warm
+    the agent's normaliser (summed over ranks).
 
     Priority 'NORMAL': after the optimizer step in ``train_step``, before ``LoggerHook`` and
     ``CheckpointHook`` (a checkpoint of iteration ``i`` holds the agent after iteration ``i``).
@@ -116,7 +115,7 @@ class RLKDHook(Hook):
                 f'update_interval must be <= the agent buffer_size, got '
                 f'update_interval={self.update_interval}, buffer_size={agent.buffer_size}'
             )
-        self._get_model(runner)
+        self.unit.setup(runner, self._get_model(runner), policy)
         agent.to(utils.model_device(runner))
         self._held = utils.held_to(self._held, agent.device)
         utils.broadcast_agent(agent)  # all ranks start from rank 0's agent
@@ -132,7 +131,9 @@ class RLKDHook(Hook):
             utils.merge_warmup_moments(policy.agent, policy.pop_warmup_moments())
         self._acting_version = policy.agent.update_count
         self._collecting = self.unit.collects(runner.iter, policy.acting, self._update_due())
-        self._get_model(runner).reward_keep = self.unit.keeps if self._collecting else ()
+        model = self._get_model(runner)
+        model.reward_keep = self.unit.keeps if self._collecting else ()
+        self.unit.before_iter(runner, model, self._collecting)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         policy, model = self._get_policy(runner), self._get_model(runner)
@@ -160,7 +161,7 @@ class RLKDHook(Hook):
             and utils.optimizer_stepped(runner)
         ):
             with utils.train_context(runner):  # right after the step, in its precision
-                rewards = self.unit.measure(model, kept)
+                step, rewards = self.unit.measure_step(model, kept, step, policy)
             rewards = utils.checked_rewards(rewards, step, self.unit.name, runner.iter)
             self._held = dict(iteration=runner.iter, step=step, rewards=rewards)
         model.reward_keep, self._collecting = (), False
@@ -179,7 +180,12 @@ class RLKDHook(Hook):
         policy, hub = self._get_policy(runner), runner.message_hub
         iteration = held['iteration']
         policy.agent.store(
-            step, reward.total, next_states, instance_rewards=reward.instances, iteration=iteration
+            step,
+            reward.total,
+            next_states,
+            instance_rewards=reward.instances,
+            iteration=iteration,
+            advantages=reward.advantages,
         )
         if reward.instances is None:
             hub.update_scalar('train/rlkd_reward', reward.total)
@@ -204,7 +210,7 @@ class RLKDHook(Hook):
             num_transitions=self._num_transitions,
             num_updates=self._num_updates,
             world_size=get_world_size(),
-            reward=self.reward,
+            reward=self.unit.name,  # the registered name (a config dict would not load)
         )
 
     def after_train_epoch(self, runner) -> None:

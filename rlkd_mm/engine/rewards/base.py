@@ -18,26 +18,32 @@ class HeldReward(NamedTuple):
             batch reward.
         instances (Tensor, optional): ``[N]`` per-instance rewards; None: the agent's reward
             model splits ``total`` among the instances.
+        advantages (bool): the instance rewards are advantages already (contextual bandit:
+            no bootstrap, no critic baseline; see ``RLKDAgent.store``).
     """
 
     total: float
     instances: Optional[Tensor] = None
+    advantages: bool = False
 
 
 class BaseReward:
     """One reward mode of :class:`~rlkd_mm.engine.RLKDHook`: when it collects, what the
     distiller keeps from its forward, and how the rewards are formed after the optimizer step.
 
-    The hook calls a unit at every training iteration ``k``:
+    The hook calls :meth:`setup` once before training, then a unit at every training
+    iteration ``k``:
 
     1. before the forward, :meth:`collects` (``k``, whether the agent acts, whether an agent
        update is due when the held iteration is stored): if True the distiller keeps the items
-       named in :attr:`keeps` from this forward (the hook sets ``model.reward_keep``);
+       named in :attr:`keeps` from this forward (the hook sets ``model.reward_keep``); then
+       :meth:`before_iter` (on every rank, collectives allowed);
     2. after the optimizer step, on every rank, :meth:`observe` with what the distiller kept
        (``model.pop_reward_cache()``, None if nothing);
     3. if the iteration is stored (:meth:`rewarded`, collected, the agent acted with the
-       current policy and the optimizer stepped), :meth:`measure` right after the step: the
-       per-instance rewards (or None), held with the agent's step;
+       current policy and the optimizer stepped), :meth:`measure_step` right after the step:
+       the agent step to store and its per-instance rewards (or None), held together (by
+       default the acting step and :meth:`measure`'s rewards);
     4. at iteration ``k + 1``, when the held iteration becomes a transition,
        :meth:`transition_reward`: a :class:`HeldReward`, or None to drop it.
 
@@ -53,7 +59,12 @@ class BaseReward:
       of its trained objective w.r.t. its logits ``grads`` ``[N, C]`` (and, with a split last
       layer, its weight group ``groups`` ``[N]``), and what the distiller's
       ``last_layer_gradients(kept)`` needs to give ``(features, grads of the mean task loss,
-      groups)`` of the same inputs on the current student.
+      groups)`` of the same inputs on the current student;
+    - ``'candidate_grads'``: the student's ``logits`` ``[N, C]``, the ``teacher_logits``, the
+      ``labels`` ``[N]`` and the last-layer ``features`` ``[N, D]`` of the forward, so that the
+      distiller's ``candidate_logit_grads`` gives each instance's objective gradient under
+      other temperatures; the distiller also offers ``last_layer()`` and
+      ``quiz_gradients(inputs, data_samples)``.
 
     State kept across iterations (saved in RLKDHook's checkpoint, ``reward_state``):
     :meth:`state_dict` / :meth:`load_state_dict`; :meth:`drop_rank_local` forgets what only
@@ -74,6 +85,8 @@ class BaseReward:
 
     #: What the distiller keeps from the forward of an iteration this unit collects.
     keeps: Tuple[str, ...] = ()
+    #: Whether the rewards are advantages already (see :class:`HeldReward`).
+    advantages: bool = False
 
     def __init__(self, reward_interval: int = 1, warmup_iters: int = 0, **unused: Any) -> None:
         self.reward_interval = reward_interval
@@ -90,6 +103,13 @@ class BaseReward:
                 f'cannot keep {missing} (its reward_items: {items})'
             )
 
+    def setup(self, runner: Any, model: Any, policy: Any) -> None:
+        """Called once before training, after :meth:`check` (e.g. to build datasets)."""
+
+    def before_iter(self, runner: Any, model: Any, collecting: bool) -> None:
+        """Called before every training iteration's forward on every rank, once
+        :meth:`collects` has decided ``collecting``."""
+
     def rewarded(self, iteration: int) -> bool:
         """Whether the actions of ``iteration`` may become experience."""
         return (iteration - self.warmup_iters) % self.reward_interval == 0
@@ -101,6 +121,14 @@ class BaseReward:
 
     def observe(self, kept: Optional[Dict[str, Any]], device: Any) -> None:
         """Called after every optimizer step on every rank (collectives allowed)."""
+
+    def measure_step(
+        self, model: Any, kept: Optional[Dict[str, Any]], step: Any, policy: Any
+    ) -> Tuple[Any, Optional[Tensor]]:
+        """``(step, rewards)`` to hold for an iteration to be stored, right after its step:
+        the agent's acting ``step`` and :meth:`measure`'s rewards; a unit may store another
+        step (e.g. with further sampled actions) with one reward per row."""
+        return step, self.measure(model, kept)
 
     @torch.no_grad()
     def measure(self, model: Any, kept: Optional[Dict[str, Any]]) -> Optional[Tensor]:
@@ -128,7 +156,7 @@ class BaseReward:
                 level=logging.WARNING,
             )
             return None
-        return HeldReward(float(rewards.sum()), rewards)
+        return HeldReward(float(rewards.sum()), rewards, self.advantages)
 
     def state_dict(self) -> Dict[str, Any]:
         """What this unit keeps across iterations, on the CPU."""

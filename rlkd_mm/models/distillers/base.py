@@ -63,7 +63,8 @@ class RewardCacheMixin:
 
     #: What a training forward can keep (``rlkd_mm.engine.rewards.BaseReward`` describes each
     #: item): 'task_loss' here; a model that also gives 'instance_losses' (with an
-    #: ``instance_losses(kept)`` method) or 'logit_grads' (``last_layer_gradients(kept)``)
+    #: ``instance_losses(kept)`` method), 'logit_grads' (``last_layer_gradients(kept)``) or
+    #: 'candidate_grads' (``candidate_logit_grads``, ``last_layer`` and ``quiz_gradients``)
     #: adds them.
     reward_items: Tuple[str, ...] = ('task_loss',)
     #: What the current iteration's forward keeps (set by ``RLKDHook`` before every iteration).

@@ -68,7 +68,7 @@ class ClassifierDistiller(BaseDistiller):
             # plain attribute: the policy must not hold the distiller as a submodule
             object.__setattr__(self.temperature, 'logit_grads_fn', self.candidate_logit_grads)
 
-    reward_items = ('task_loss', 'instance_losses', 'logit_grads')
+    reward_items = ('task_loss', 'instance_losses', 'logit_grads', 'candidate_grads')
 
     @staticmethod
     def _hard_labels(data_samples: List) -> Tensor:
@@ -116,7 +116,8 @@ class ClassifierDistiller(BaseDistiller):
         head = self.student.head
         keep = self.keeps()
         needs_features = self.training and getattr(self.temperature, 'needs_features', False)
-        student_logits, features = self._logits(inputs, 'logit_grads' in keep or needs_features)
+        with_features = needs_features or any(k in keep for k in ('logit_grads', 'candidate_grads'))
+        student_logits, features = self._logits(inputs, with_features)
         if needs_features:
             self.temperature.features = features
         # Reuse the head's own target handling and loss; fall back to a second head forward
@@ -138,6 +139,13 @@ class ClassifierDistiller(BaseDistiller):
         self.apply_kd_warmup(losses)
         if self.keeps_instances():
             self._keep_instances(keep, inputs, data_samples, student_logits, features, losses)
+            if 'candidate_grads' in keep:
+                self.keep_for_reward(
+                    logits=student_logits,
+                    teacher_logits=teacher_logits,
+                    labels=gt_labels,
+                    features=features,
+                )
         losses.update(stats)
         return losses
 

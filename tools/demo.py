@@ -18,9 +18,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from tools.benchmark.common import (  # noqa: E402
+from rlkd_mm.apis.runs import (
     ROOT,
     ensure_digits_det,
     ensure_teacher,

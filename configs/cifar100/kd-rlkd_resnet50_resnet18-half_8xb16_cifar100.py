@@ -3,7 +3,7 @@
 # Needs data/cifar100 (mmpretrain's CIFAR100 layout). The teacher is mmpretrain's released
 # resnet50_8xb16_cifar100 (same architecture and normalisation), downloaded once into torch
 # hub's cache and loaded weights-only (a local path works as well).
-_base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar100.py']
+_base_ = ['mmpretrain::resnet/resnet50_8xb16_cifar100.py', '../_base_/rlkd_hook.py']
 custom_imports = dict(imports=['rlkd_mm'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
 
@@ -54,13 +54,6 @@ model = dict(
     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0),
     data_preprocessor=preprocessor)
 optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
-# 391 iterations per epoch at batch 128 (8 x 16): agent acts after one epoch
-custom_hooks = [
-    dict(
-        type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
-        reward_interval=8,
-        update_interval=2,
-        warmup_iters=391,
-    ),
-]
+# The RLKD hook of configs/_base_/rlkd_hook.py. 391 iterations per epoch at batch 128 (8 x 16):
+# agent acts after one epoch
+custom_hooks = [dict(_base_.custom_hooks[0], warmup_iters=391)]

@@ -4,7 +4,7 @@
 # sampled RoIs so both give (C + 1)-way logits for the same RoI.
 # The teacher's weights are mmdet's released checkpoint, downloaded once into torch hub's cache
 # and loaded weights-only (a local path works as well).
-_base_ = './faster-rcnn_r18_fpn_1x_coco.py'
+_base_ = ['./faster-rcnn_r18_fpn_1x_coco.py', '../_base_/rlkd_hook.py']
 
 model = dict(
     _delete_=True,
@@ -20,13 +20,6 @@ model = dict(
 
 optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
 
-# 7330 iterations per epoch at 16 images per batch
-custom_hooks = [
-    dict(
-        type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
-        reward_interval=8,
-        update_interval=2,
-        warmup_iters=1000,
-    )
-]
+# The RLKD hook of configs/_base_/rlkd_hook.py. 7330 iterations per epoch at 16 images per
+# batch: the agent acts after 1000 iterations
+custom_hooks = [dict(_base_.custom_hooks[0], warmup_iters=1000)]

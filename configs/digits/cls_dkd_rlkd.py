@@ -5,13 +5,5 @@ _base_ = ['./cls_kd_rlkd.py']
 model = dict(
     kd_loss=dict(
         _delete_=True, type='rlkd_mm.InstanceDKDLoss', alpha=1.0, beta=2.0, loss_weight=1.0))
-custom_hooks = [
-    dict(
-        type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
-        reward_interval=8,
-        update_interval=2,
-        warmup_iters=17,
-    ),
-    dict(type='rlkd_mm.KDWarmupHook', warmup=5),
-]
+# cls_kd_rlkd.py's RLKD hook, then the KD ramp (a list is replaced, not merged, by inheritance)
+custom_hooks = [*_base_.custom_hooks, dict(type='rlkd_mm.KDWarmupHook', warmup=5)]

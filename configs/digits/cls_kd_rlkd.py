@@ -3,7 +3,7 @@
 # split (the `influence` reward, configs/digits/README.md). The range
 # and initial temperature were chosen on the validation split among [1, 10] / 4, [1, 5] / 2 and
 # [1, 3] / 1.5, seeds 0 and 1 (tools/benchmark/digits_cls_sweeps.sh, configs/digits/README.md).
-_base_ = ['./cls_kd_fixed.py']
+_base_ = ['./cls_kd_fixed.py', '../_base_/rlkd_hook.py']
 
 model = dict(
     kd_loss=dict(loss_weight=1.0),  # this policy's own weight, not fixed T's
@@ -18,15 +18,7 @@ model = dict(
         agent=dict(lr=3e-4, gamma=0.9, explore_updates=8, minibatch_size=256),
         dump_size=4096,
     ))
-# 17 iterations per epoch: the agent acts after one epoch. Every 8th acting iteration is
-# rewarded per image (its gradient's effect on the probe batch, measured after the step it took
-# part in); the agent learns from every 2 such iterations.
-custom_hooks = [
-    dict(
-        type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
-        reward_interval=8,
-        update_interval=2,
-        warmup_iters=17,
-    ),
-]
+# The RLKD hook of configs/_base_/rlkd_hook.py. 17 iterations per epoch: the agent acts after one
+# epoch. Every 8th acting iteration is rewarded per image (its gradient's effect on the probe
+# batch, measured after the step it took part in); the agent learns from every 2 such iterations.
+custom_hooks = [dict(_base_.custom_hooks[0], warmup_iters=17)]

@@ -1,7 +1,7 @@
 # DigitsDet KD as frcnn_kd_fixed.py, with RLKD: the agent picks one temperature per sampled RoI.
 # The first 200 iterations use the fixed warm-up temperature 4; then the agent acts on every
 # batch (about 188 iterations per epoch).
-_base_ = ['./frcnn_kd_fixed.py']
+_base_ = ['./frcnn_kd_fixed.py', '../_base_/rlkd_hook.py']
 
 model = dict(
     temperature=dict(
@@ -15,14 +15,7 @@ model = dict(
     )
 )
 
+# The RLKD hook of configs/_base_/rlkd_hook.py, the agent acting after 200 iterations.
 # Per-instance rewards: every 8th acting iteration each sampled RoI is rewarded by the first-order
 # effect of its gradient at fc_cls on a probe batch of the training split.
-custom_hooks = [
-    dict(
-        type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
-        reward_interval=8,
-        update_interval=2,
-        warmup_iters=200,
-    )
-]
+custom_hooks = [dict(_base_.custom_hooks[0], warmup_iters=200)]

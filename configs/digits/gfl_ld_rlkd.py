@@ -4,7 +4,7 @@
 # (about 188 iterations per epoch). Range [1, 5] and initial T = 2 were chosen on the validation
 # split among [1, 5] / 2 and [1, 10] / 4, seeds 0 and 1 (tools/benchmark/digits_det_sweeps.sh;
 # grid in configs/digits/README.md).
-_base_ = ['./gfl_ld_fixed.py']
+_base_ = ['./gfl_ld_fixed.py', '../_base_/rlkd_hook.py']
 
 model = dict(
     temperature=dict(
@@ -19,14 +19,7 @@ model = dict(
     )
 )
 
+# The RLKD hook of configs/_base_/rlkd_hook.py, the agent acting after 200 iterations.
 # Per-instance rewards: every 8th acting iteration each positive is rewarded by the first-order
 # effect of its gradient at the last class conv on a probe batch of the training split.
-custom_hooks = [
-    dict(
-        type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
-        reward_interval=8,
-        update_interval=2,
-        warmup_iters=200,
-    )
-]
+custom_hooks = [dict(_base_.custom_hooks[0], warmup_iters=200)]

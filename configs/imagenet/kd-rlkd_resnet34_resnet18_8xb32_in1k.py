@@ -1,7 +1,7 @@
 # ImageNet-1k, ResNet-34 -> ResNet-18 with RLKD temperatures, on mmpretrain's own configs.
 # Needs data/imagenet. The teacher is mmpretrain's released ResNet-34, downloaded once into torch
 # hub's cache and loaded weights-only (a local path works as well).
-_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py']
+_base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py', '../_base_/rlkd_hook.py']
 custom_imports = dict(imports=['rlkd_mm'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
 
@@ -16,13 +16,6 @@ model = dict(
         type='rlkd_mm.RLTemperature', t_min=1.0, t_max=10.0, t_init=4.0, warmup_temperature=4.0),
     kd_loss=dict(type='rlkd_mm.InstanceKDLoss', loss_weight=1.0))
 optim_wrapper = dict(constructor='rlkd_mm.DistillerOptimWrapperConstructor')
-# 5005 iterations per epoch at batch 256 (8 x 32): agent acts after 1000 iterations
-custom_hooks = [
-    dict(
-        type='rlkd_mm.RLKDHook',
-        reward='influence',  # the default mode, chosen on val (configs/digits/README.md)
-        reward_interval=8,
-        update_interval=2,
-        warmup_iters=1000,
-    ),
-]
+# The RLKD hook of configs/_base_/rlkd_hook.py. 5005 iterations per epoch at batch 256 (8 x 32):
+# agent acts after 1000 iterations
+custom_hooks = [dict(_base_.custom_hooks[0], warmup_iters=1000)]

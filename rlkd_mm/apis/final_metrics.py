@@ -1,8 +1,8 @@
 """Evaluate the *final* model of a training run: what ``tools/train.py --final-metrics`` adds.
 
-The benchmark tables and sweeps (``tools/benchmark/common.py``'s ``run_one``) train every run
-this way: the final weights (never a selected "best" epoch) are evaluated on the validation
-split (settings are chosen on it) and on the test split, and written to the work dir as
+The benchmark tables and sweeps (``rlkd_mm.apis.runs.run_one``) train every run this way: the
+final weights (never a selected "best" epoch) are evaluated on the validation split (settings
+are chosen on it) and on the test split, and written to the work dir as
 
 - ``final_metrics.json``: the test metrics, the validation ones under ``val/``, and
   ``teacher_sha256`` (tables refuse to mix runs of different teachers);

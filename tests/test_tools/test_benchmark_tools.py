@@ -94,7 +94,7 @@ def test_sweep_records_val_and_test_and_ranks_on_val(tmp_path):
 
 
 def test_progress_line_reads_mmengine_log(tmp_path, capsys):
-    from tools.benchmark.common import report_progress
+    from rlkd_mm.apis.runs import report_progress
 
     log = tmp_path / 'run.log'
     log.write_text(
@@ -112,7 +112,7 @@ def test_progress_line_reads_mmengine_log(tmp_path, capsys):
 def test_run_digest_follows_the_distiller_files(tmp_path):
     """A retrained teacher (new checkpoint bytes) or an edited student / teacher config makes a
     distillation run new; restating a config value does not."""
-    from tools.benchmark.common import run_digest
+    from rlkd_mm.apis.runs import run_digest
 
     student, teacher, ckpt = tmp_path / 's.py', tmp_path / 't.py', tmp_path / 't.pth'
     student.write_text('model = dict(type="A", width=8)\n')
@@ -140,7 +140,7 @@ def test_run_many_runs_jobs_at_once_and_indexes_every_run(tmp_path, monkeypatch)
     import os
     import stat
 
-    from tools.benchmark import common
+    from rlkd_mm.apis import runs
 
     # a stand-in interpreter: "<python> train.py CONFIG --work-dir DIR --seed S --final-metrics"
     # sleeps, then writes the metrics run_one reads back, recording its thread setting and the
@@ -154,13 +154,13 @@ def test_run_many_runs_jobs_at_once_and_indexes_every_run(tmp_path, monkeypatch)
         'echo "{\\"acc\\": $6, \\"omp\\": \\"$OMP_NUM_THREADS\\"}" > "$4/final_metrics.json"\n'
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(common, '_python', lambda: str(fake))
+    monkeypatch.setattr(runs, '_python', lambda: str(fake))
     config = tmp_path / 'cfg.py'
     config.write_text('model = dict(type="A")\n')
     root = tmp_path / 'work_dirs' / 'table'
     specs = [dict(config=str(config), work_dir=str(root / f'r{s}'), seed=s) for s in range(4)]
     seen = []
-    metrics = common.run_many(specs, jobs=2, on_done=lambda i, m: seen.append(i))
+    metrics = runs.run_many(specs, jobs=2, on_done=lambda i, m: seen.append(i))
     assert [m['acc'] for m in metrics] == [0, 1, 2, 3]
     assert sorted(seen) == [0, 1, 2, 3]
     expected_threads = str(max(1, (os.cpu_count() or 1) // 2))
@@ -168,15 +168,15 @@ def test_run_many_runs_jobs_at_once_and_indexes_every_run(tmp_path, monkeypatch)
     assert not any(m['reused'] for m in metrics)
     # two runs overlapped: the second started before the first ended
     assert (tmp_path / 'events').read_text().split()[:2] == ['start', 'start']
-    with open(common.run_index_file(specs[0]['work_dir'])) as f:
+    with open(runs.run_index_file(specs[0]['work_dir'])) as f:
         index = json.load(f)
     assert sorted(index.values()) == sorted(
         osp.abspath(osp.join(s['work_dir'], 'final_metrics.json')) for s in specs
     )
-    again = common.run_many(specs, jobs=2)
+    again = runs.run_many(specs, jobs=2)
     assert all(m['reused'] for m in again) and [m['acc'] for m in again] == [0, 1, 2, 3]
     with pytest.raises(ValueError, match='jobs must be >= 1'):
-        common.run_many(specs, jobs=0)
+        runs.run_many(specs, jobs=0)
 
 
 @pytest.mark.parametrize('task', ['cls', 'det'])
@@ -225,7 +225,7 @@ def test_overhead_times_every_reward_mode_and_interval_side_by_side(tmp_path, ta
 
 
 def test_a_table_refuses_runs_of_different_teachers():
-    from tools.benchmark.common import check_one_teacher
+    from rlkd_mm.apis.runs import check_one_teacher
 
     a, b = 'a' * 64, 'b' * 64
     same = {'fixed': [dict(teacher_sha256=a)], 'alone': [dict(teacher_sha256='')]}

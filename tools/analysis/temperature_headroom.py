@@ -44,19 +44,15 @@ import math
 import os
 import os.path as osp
 import statistics
-import sys
 from typing import Dict, List, Sequence
 
 import torch
+from mmengine.config import Config, DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mmengine.config import Config, DictAction  # noqa: E402
-
-import rlkd_mm  # noqa: E402,F401
-from rlkd_mm.temperature import BaseTemperature  # noqa: E402
-from rlkd_mm.temperature.oracle import multiplier_grid  # noqa: E402
-from tools.benchmark.common import ROOT, check_one_teacher, run_many, split_quiz  # noqa: E402
+import rlkd_mm  # noqa: F401
+from rlkd_mm.apis.runs import ROOT, check_one_teacher, run_many, split_quiz
+from rlkd_mm.temperature import BaseTemperature
+from rlkd_mm.temperature.oracle import multiplier_grid
 
 
 def parse_args(argv=None):

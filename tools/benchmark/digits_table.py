@@ -1,6 +1,6 @@
 """Every temperature policy on the embedded digits tasks, mean ± std over seeds.
 
-Trains the teacher once (cached, see tools/benchmark/common.py), then the student alone and each
+Trains the teacher once (cached, see rlkd_mm/apis/runs.py), then the student alone and each
 distillation config for every seed; every run is evaluated on the test split with its *final*
 weights (never a selected epoch). Prints a markdown table and writes the raw numbers to ``--out``;
 the numbers measured so far go to ``<out>.partial`` after every run, and a rerun of an interrupted
@@ -25,14 +25,11 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 from mmengine.config import Config
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from tools.benchmark.common import (  # noqa: E402
+from rlkd_mm.apis.runs import (
     ROOT,
     check_one_teacher,
     ensure_digits_det,
@@ -130,8 +127,9 @@ def build_parser():
     parser.add_argument(
         '--quiz-fraction',
         type=float,
-        help='every row trains without the headroom quiz split (common.split_quiz, seed 0), '
-        'so that the oracle rows of tools/analysis/temperature_headroom.py compare with them',
+        help='every row trains without the headroom quiz split (rlkd_mm.apis.runs.split_quiz, '
+        'seed 0), so that the oracle rows of tools/analysis/temperature_headroom.py compare with '
+        'them',
     )
     parser.add_argument(
         '--dry-run',

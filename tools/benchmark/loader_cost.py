@@ -13,19 +13,15 @@ machine load affects both alike; each timed iteration is the batch fetch plus ``
 import argparse
 import copy
 import json
-import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-import rlkd_mm  # noqa: E402,F401
-from tools.benchmark.common import ROOT, ensure_digits_det  # noqa: E402
+import rlkd_mm  # noqa: F401
+from rlkd_mm.apis.runs import ROOT, ensure_digits_det
 
 
 def main():

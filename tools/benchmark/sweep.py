@@ -23,9 +23,7 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from tools.benchmark.common import (  # noqa: E402
+from rlkd_mm.apis.runs import (
     ROOT,
     markdown_table,
     mean_std,
@@ -56,7 +54,7 @@ def main():
     parser.add_argument(
         '--quiz-fraction',
         type=float,
-        help='train without the headroom quiz split (common.split_quiz, seed 0), as the '
+        help='train without the headroom quiz split (rlkd_mm.apis.runs.split_quiz, seed 0), as the '
         'headroom tables do',
     )
     parser.add_argument('--work-dir', help='default work_dirs/sweep_<config stem>[_quiz<f>]')

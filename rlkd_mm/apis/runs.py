@@ -1,8 +1,19 @@
-"""Shared helpers of the benchmark and demo scripts: cached teachers, one train+test run per
-subprocess, mean ± std tables."""
+"""Run helpers of the benchmark, analysis and demo scripts: one train + final-metrics run per
+subprocess (:func:`run_one`, :func:`run_many`), reused by its :func:`run_digest` through the run
+index, cached teachers (:func:`ensure_teacher`), the headroom quiz split (:func:`split_quiz`),
+one teacher per table (:func:`check_one_teacher`) and mean ± std markdown tables.
+
+These helpers need a source checkout (e.g. the editable install ``pip install -e .``):
+:data:`ROOT` is the directory above the ``rlkd_mm`` package, and the runs train
+``ROOT/tools/train.py`` with their working directory at ``ROOT``, so relative config and
+checkpoint paths (``configs/...``, ``checkpoints/...``) are read from the checkout. A plain
+(non-editable) install has no ``tools/`` or ``configs/`` next to the package.
+
+At module level this imports the standard library only; mmengine and torch are imported by the
+functions that use them.
+"""
 
 import copy
-import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Dict, List, Optional, Sequence
 
+# the repository root of the source checkout: <ROOT>/rlkd_mm/apis/runs.py
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CACHE = os.environ.get('RLKD_MM_CACHE', osp.join(osp.expanduser('~'), '.cache', 'rlkd_mm'))
 
@@ -220,7 +232,10 @@ def _indexed_run(work_dir: str, digest: str) -> Optional[str]:
 
 def _index_run(work_dir: str, digest: str, done_file: str) -> None:
     # read-modify-write under an exclusive lock: parallel runs (``run_many``) and concurrent
-    # tables share the index
+    # tables share the index (fcntl is POSIX-only: imported here, so that importing
+    # ``rlkd_mm.apis`` works everywhere)
+    import fcntl
+
     path = run_index_file(work_dir)
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path + '.lock', 'w') as lock:

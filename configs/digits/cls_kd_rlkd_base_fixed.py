@@ -6,7 +6,7 @@
 # loss on a quiz split held out of the training set (10 %), each against the mean of the other
 # three (a contextual bandit without look-ahead; docs/reward_modes.md). The student trains on
 # the other 90 %, the same images as every row of the table with --quiz-fraction 0.1.
-_base_ = ['./cls_kd_fixed.py']
+_base_ = ['./cls_kd_fixed.py', '../_base_/rlkd_hook.py']
 
 quiz = dict(fraction=0.1, seed=0)
 train_dataloader = dict(
@@ -49,14 +49,15 @@ model = dict(
         dump_size=4096,
     )
 )
-# 16 iterations per epoch: the agent acts after one epoch; every 2nd acting iteration is
-# rewarded (4 multipliers per image), the agent learns from every 4 such iterations.
+# The RLKD hook of configs/_base_/rlkd_hook.py with the counterfactual reward. 16 iterations per
+# epoch: the agent acts after one epoch; every 2nd acting iteration is rewarded (4 multipliers
+# per image), the agent learns from every 4 such iterations.
 custom_hooks = [
     dict(
-        type='rlkd_mm.RLKDHook',
+        _base_.custom_hooks[0],
         reward=dict(type='counterfactual', quiz_dataset=quiz_dataset, num_samples=4),
         reward_interval=2,
         update_interval=4,
         warmup_iters=16,
-    ),
+    )
 ]

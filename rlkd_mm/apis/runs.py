@@ -192,23 +192,30 @@ def split_quiz(cfg, fraction: float, seed: int = 0):
     split = getattr(cfg.train_dataloader.dataset, 'split', 'train')
     if split in ('val', 'test'):
         raise ValueError(f'the quiz split must come from the training source, got split={split!r}')
-    import torch
+    from rlkd_mm.datasets.quiz_split import quiz_split
 
-    pool = _train_indices(cfg)
-    perm = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)).tolist()
-    num_quiz = max(2, round(fraction * len(pool)))
-    quiz = sorted(pool[i] for i in perm[:num_quiz])
-    train = sorted(pool[i] for i in perm[num_quiz:])
-    return train, quiz
+    return quiz_split(_train_indices(cfg), fraction, seed)
 
 
 def quiz_holdout_options(config: str, fraction: float, seed: int = 0) -> List[str]:
     """The cfg option that trains ``config`` without its quiz split (see :func:`split_quiz`):
     tables and sweeps pass it to every row, so that the headroom oracle's rows, which need the
-    quiz split, and every other row train on the same images."""
+    quiz split, and every other row train on the same images. A config whose training set is a
+    ``rlkd_mm.QuizSplitDataset`` holds its quiz split out itself: no option (its fraction and
+    seed must agree)."""
     from mmengine.config import Config
 
-    train, _ = split_quiz(Config.fromfile(config), fraction, seed)
+    cfg = Config.fromfile(config)
+    dataset = cfg.train_dataloader.dataset
+    if dataset.get('type') in ('rlkd_mm.QuizSplitDataset', 'QuizSplitDataset'):
+        own = (float(dataset.get('fraction', 0.1)), int(dataset.get('seed', 0)))
+        if own != (float(fraction), int(seed)):
+            raise ValueError(
+                f'{config} holds out its own quiz split (fraction, seed) = {own}, not the '
+                f"table's ({fraction}, {seed})"
+            )
+        return []
+    train, _ = split_quiz(cfg, fraction, seed)
     return [f'train_dataloader.dataset.indices=[{",".join(map(str, train))}]']
 
 

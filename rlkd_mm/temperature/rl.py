@@ -96,6 +96,10 @@ class RLTemperature(BaseTemperature):
             noise), e.g. to analyse a trained policy. Such steps are still stored, but with no
             explored instance they only train the critic. Can be changed later through the
             ``deterministic`` attribute. Defaults to False.
+        shuffle_states (bool): a control: while acting, each instance's action is chosen (and
+            learnt) from the state of another instance of the batch (a seeded permutation per
+            batch), so the agent can learn a batch-level shift of T but nothing per instance.
+            Defaults to False.
 
     The agent's ``progress_column`` is set to the ``progress`` state column, which the agent
     then feeds as ``2p - 1`` instead of standardising it.
@@ -133,6 +137,7 @@ class RLTemperature(BaseTemperature):
         agent: Optional[Dict[str, Any]] = None,
         dump_size: int = 0,
         deterministic: bool = False,
+        shuffle_states: bool = False,
         base: Optional[dict] = None,
         a_min: float = 0.5,
         a_max: float = 2.0,
@@ -188,6 +193,9 @@ class RLTemperature(BaseTemperature):
         self.warmup_temperature = float(warmup_temperature)
         self.dump_size = dump_size
         self.deterministic = deterministic
+        self.shuffle_states = bool(shuffle_states)
+        # the permutations of ``shuffle_states`` (saved with the agent for exact resume)
+        self._shuffle_generator = torch.Generator().manual_seed(int(agent_cfg['seed']) + 2)
         self.state_names = STATE_NAMES + (BASE_STATE_NAMES if self.base is not None else ())
         object.__setattr__(
             self,
@@ -267,6 +275,9 @@ class RLTemperature(BaseTemperature):
                 )
                 return self._warmup_output(num, student_logits, base_out)
             # The same test as ``high_quality_mask``, read off the state (no second softmax).
+            if self.shuffle_states:
+                perm = torch.randperm(num, generator=self._shuffle_generator)
+                states = states[perm.to(states.device)]
             hq_mask = (states[:, _TEACHER_CORRECT] > 0.5) & (
                 states[:, _TEACHER_GT_PROB] >= agent.hq_tau
             )
@@ -427,6 +438,7 @@ class RLTemperature(BaseTemperature):
             warmup_moments=tensors_to(self._warmup_moments, 'cpu'),
             dump=self.dump(),
             reward_record=self.reward_record().clone(),
+            shuffle_generator=self._shuffle_generator.get_state(),
         )
 
     def load_rl_state_dict(self, state: Dict[str, Any]) -> None:
@@ -436,6 +448,8 @@ class RLTemperature(BaseTemperature):
             None if pending is None else AgentStep.from_dict(pending).to(self.agent.device)
         )
         self.num_empty_batches = int(state.get('num_empty_batches', 0))
+        if state.get('shuffle_generator') is not None:
+            self._shuffle_generator.set_state(state['shuffle_generator'])
         self._warmup_moments = tensors_to(state.get('warmup_moments'), self.agent.device)
         record = state.get('reward_record')
         if (

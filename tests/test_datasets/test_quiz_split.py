@@ -4,8 +4,8 @@ same split as the tables' --quiz-fraction, and never from val or test."""
 import pytest
 from mmengine.config import Config
 
+from rlkd_mm.apis.runs import split_quiz
 from rlkd_mm.datasets import QuizSplitDataset, quiz_split
-from tools.benchmark.common import split_quiz
 
 
 def test_quiz_split_parts_are_disjoint_seeded_and_complete():

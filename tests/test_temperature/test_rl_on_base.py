@@ -226,3 +226,20 @@ def test_counterfactual_needs_a_quiz_split_and_a_capable_distiller():
         unit.check(NoGrads())
     with pytest.raises(ValueError, match='num_samples must be an int >= 2, got num_samples=1'):
         build_reward(dict(type='counterfactual', num_samples=1))
+
+
+def test_shuffled_states_control_acts_on_other_instances_states():
+    z_s, z_t, y = _batch()
+    plain = _acting(RLTemperature(base=BASES['fixed'], agent=dict(seed=2)))
+    shuffled = _acting(RLTemperature(base=BASES['fixed'], agent=dict(seed=2), shuffle_states=True))
+    plain(z_s, z_t, y)
+    shuffled(z_s, z_t, y)
+    a, b = plain.pop_pending().raw_states, shuffled.pop_pending().raw_states
+    assert not torch.equal(a, b)
+    # the same rows, in another order
+    assert torch.equal(a[a[:, 0].argsort()], b[b[:, 0].argsort()])
+    state = shuffled.rl_state_dict()
+    first = shuffled._shuffle_generator.get_state()
+    torch.randperm(5, generator=shuffled._shuffle_generator)
+    shuffled.load_rl_state_dict(state)
+    assert torch.equal(shuffled._shuffle_generator.get_state(), first)

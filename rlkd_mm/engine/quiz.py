@@ -28,18 +28,19 @@ class QuizGradient:
     temperature_headroom.py`` carves it); never the validation or test split.
 
     Args:
-        dataset (dict): config of the quiz dataset (deterministic pipeline).
+        dataset (dict | Sequence): config of the quiz dataset (deterministic pipeline), or the
+            dataset itself (items as the training dataloader's, e.g. in a benchmark).
         batch_size (int): images per quiz gradient, >= 2 (two halves).
         seed (int): seed of the quiz order.
     """
 
-    def __init__(self, dataset: dict, batch_size: int, seed: int = 0) -> None:
+    def __init__(self, dataset: Any, batch_size: int, seed: int = 0) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
             raise ValueError(
                 f'quiz_batch_size must be an int >= 2, got quiz_batch_size={batch_size!r}'
             )
-        if not isinstance(dataset, dict):
-            raise TypeError(f'quiz_dataset must be a dataset config dict, got {dataset!r}')
+        if not isinstance(dataset, dict) and not hasattr(dataset, '__getitem__'):
+            raise TypeError(f'quiz_dataset must be a dataset or its config dict, got {dataset!r}')
         self.cfg, self.batch_size, self.seed = dataset, batch_size, seed
         self._dataset = None
         self._order: Optional[Tensor] = None
@@ -48,7 +49,8 @@ class QuizGradient:
         """Build the dataset and its order (once)."""
         if self._dataset is not None:
             return
-        self._dataset = DATASETS.build(self.cfg)
+        cfg = self.cfg
+        self._dataset = DATASETS.build(cfg) if isinstance(cfg, dict) else cfg
         if len(self._dataset) < 2:
             raise ValueError(f'the quiz split needs >= 2 images, got {len(self._dataset)}')
         gen = torch.Generator().manual_seed(self.seed)

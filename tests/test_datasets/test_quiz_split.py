@@ -24,7 +24,7 @@ def test_quiz_split_parts_are_disjoint_seeded_and_complete():
 def test_dataset_parts_match_the_tables_quiz_split():
     cfg = Config.fromfile('configs/digits/cls_kd_rlkd_base_fixed.py')
     train_cfg = cfg.train_dataloader.dataset
-    quiz_cfg = cfg.custom_hooks[0].reward.quiz_dataset
+    quiz_cfg = cfg.quiz_dataset
     for ds_cfg in (train_cfg, quiz_cfg):
         ds_cfg.dataset.indices = 200
     train, quiz = QuizSplitDataset(**_args(train_cfg)), QuizSplitDataset(**_args(quiz_cfg))

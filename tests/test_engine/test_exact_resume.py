@@ -236,10 +236,11 @@ def test_random_temperature_and_headroom_oracle_resume_exactly(tmp_path):
 
 
 def _counterfactual_config(**agent):
-    """digits cls_kd_rlkd_base_fixed.py (RLKD on fixed T, counterfactual reward; random
-    teacher) on 72 images: 65 to train on (9 iterations per epoch), 7 in the quiz split."""
+    """digits cls_kd_rlkd_base_fixed_counterfactual.py (RLKD on fixed T, counterfactual reward,
+    mean multipliers; random teacher) on 72 images: 65 to train on (9 iterations per epoch), 7
+    in the quiz split."""
     cfg = small_config(
-        osp.join(ROOT, 'configs/digits/cls_kd_rlkd_base_fixed.py'),
+        osp.join(ROOT, 'configs/digits/cls_kd_rlkd_base_fixed_counterfactual.py'),
         batch_size=8,
         max_epochs=EPOCHS,
         val_interval=EPOCHS + 1,

@@ -224,6 +224,19 @@ def test_overhead_times_every_reward_mode_and_interval_side_by_side(tmp_path, ta
         assert row['agent_updates'] >= 1
 
 
+def test_overhead_times_rlkd_on_a_base_with_the_counterfactual_reward(tmp_path):
+    out = tmp_path / 'overhead.json'
+    run_tool(
+        'tools/benchmark/overhead.py',
+        *('--task', 'cls', '--size', '32', '--batch-size', '2', '--warmup', '0', '--iters', '4'),
+        *('--base', '--reward', 'counterfactual', '--reward-intervals', '1'),
+        *('--update-interval', '1', '--device', 'cpu', '--out', str(out)),
+    )
+    (row,) = json.loads(out.read_text())['rows']
+    assert row['base'] and row['reward'] == 'counterfactual' and row['ratio_mean'] > 0
+    assert row['agent_updates'] >= 1  # the quiz gradient, the scores and the agent ran
+
+
 def test_a_table_refuses_runs_of_different_teachers():
     from rlkd_mm.apis.runs import check_one_teacher
 

@@ -107,3 +107,20 @@ def test_action_signal_by_epoch_averages_the_logged_values(tmp_path):
         dict(epoch=1, mean=pytest.approx(0.2), log_lines=2),
         dict(epoch=2, mean=pytest.approx(-0.2), log_lines=1),
     ]
+
+
+def test_report_of_multipliers_on_a_base_names_the_base_columns():
+    from rlkd_mm.temperature.rl import BASE_STATE_NAMES
+
+    names = STATE_NAMES + BASE_STATE_NAMES
+    gen = torch.Generator().manual_seed(2)
+    states = torch.rand(300, len(names), generator=gen)
+    kd = states[:, names.index('base_kd_loss')]
+    spread = report(states, torch.exp(0.5 * (kd - 0.5)), names=names, multiplier=True)
+    assert spread['multiplier'] and not spread['flat']
+    assert spread['spearman']['base_kd_loss'] == 1.0
+    assert abs(spread['log_a_std'] - 0.5 * float(kd.std(unbiased=False))) < 1e-6
+    near_one = report(
+        states, 1.0 + 0.01 * torch.rand(300, generator=gen), names=names, multiplier=True
+    )
+    assert near_one['flat']  # a 1 % spread is one global multiplier

@@ -12,6 +12,9 @@ instance (images, positive priors or sampled RoIs) at training progress 1. Print
 - ``t_mean``, ``t_std``, ``t_min``, ``t_max``, ``num_instances``;
 - ``flat``: true when ``t_std < 0.25`` (the policy is close to one constant temperature);
 - ``spearman``: state feature name -> Spearman rank correlation of T with it;
+- for RLKD on a base policy (``RLTemperature(base=...)``) the values are the per-instance
+  multipliers ``a`` (``multiplier: true``), ``flat`` is ``std(log a) < 0.05`` (about 5 %),
+  ``log_a_std`` is added and the state includes the base's columns (``BASE_STATE_NAMES``);
 - ``reward_signal`` (when the checkpoint holds the agent's reward record): the training rewards,
   centred per batch, grouped by the temperature that earned them (mean and standard error);
   bins of 1 from T = 1 up to 6, then [6, 8) and [8, 10], or with ``--bins N`` N equal bins over
@@ -115,7 +118,8 @@ def action_signal(rows: torch.Tensor, groups: int = 3) -> Optional[dict]:
 
 
 def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches: int = 0):
-    """(raw states [N, D], temperatures [N], reward record [M, 2] or None)."""
+    """(raw states [N, D], temperatures (multipliers on a base) [N], reward record [M, 4] or
+    None, the policy's (t_min, t_max), its state names, whether it acts on a base)."""
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
@@ -181,10 +185,25 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
     if not temps:
         raise RuntimeError(f'the policy acted on no instance of the {split} split')
     record = ckpt['rlkd_agent'].get('reward_record')
-    return torch.cat(states), torch.cat(temps), record, (policy.t_min, policy.t_max)
+    on_base = policy.base is not None
+    return (
+        torch.cat(states),
+        torch.cat(temps),
+        record,
+        (policy.t_min, policy.t_max),
+        policy.state_names,
+        on_base,
+    )
 
 
-def report(states: torch.Tensor, temps: torch.Tensor, record=None, edges=DEFAULT_EDGES) -> dict:
+def report(
+    states: torch.Tensor,
+    temps: torch.Tensor,
+    record=None,
+    edges=DEFAULT_EDGES,
+    names=STATE_NAMES,
+    multiplier: bool = False,
+) -> dict:
     t = temps.double()
     result = dict(
         num_instances=int(t.numel()),
@@ -193,10 +212,15 @@ def report(states: torch.Tensor, temps: torch.Tensor, record=None, edges=DEFAULT
         t_min=float(t.min()),
         t_max=float(t.max()),
     )
-    result['flat'] = result['t_std'] < 0.25
+    if multiplier:
+        result['multiplier'] = True
+        result['log_a_std'] = float(t.log().std(unbiased=False))
+        result['flat'] = result['log_a_std'] < 0.05
+    else:
+        result['flat'] = result['t_std'] < 0.25
     result['spearman'] = {
         name: round(spearman(temps, states[:, j]), 4)
-        for j, name in enumerate(STATE_NAMES)
+        for j, name in enumerate(names)
         if name != 'progress'
     }
     if record is not None and len(record):
@@ -261,11 +285,12 @@ def main():
         '--bins', type=int, help='reward_signal: N equal bins over the policy range [t_min, t_max]'
     )
     args = parser.parse_args()
-    states, temps, record, (t_min, t_max) = collect(
+    states, temps, record, (t_min, t_max), names, on_base = collect(
         args.checkpoint, args.config, args.split, args.max_batches
     )
-    edges = equal_bins(t_min, t_max, args.bins) if args.bins else DEFAULT_EDGES
-    result = report(states, temps, record, edges)
+    bins = args.bins or (6 if on_base else None)  # a multiplier range is narrow
+    edges = equal_bins(t_min, t_max, bins) if bins else DEFAULT_EDGES
+    result = report(states, temps, record, edges, names, multiplier=on_base)
     log = args.log or find_scalars_log(args.checkpoint)
     if log is not None:
         course = action_signal_by_epoch(log)

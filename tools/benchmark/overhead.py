@@ -6,12 +6,17 @@ An RLKD iteration includes everything RLKD adds: the instance state, the agent's
 ``RLKDHook``'s reward (in the per-instance modes the student's re-evaluation every
 ``reward_interval``-th iteration) and experience bookkeeping, and the periodic agent update. One
 RLKD model is timed per ``--reward`` mode and ``--reward-intervals`` value, all interleaved with
-the fixed-T model.
+the fixed-T model. ``--base`` times RLKD on a base policy (``RLTemperature(base=...)``, the
+fixed-T model's policy as the base), so the ratio is RLKD ÷ its own base; ``--reward
+counterfactual`` (classification) scores 4 multipliers per image on a quiz batch of random
+images (64, refreshed every 32 iterations, as the shipped configs).
 Reports, per interval, the ratio of means (re-evaluations and agent updates amortised: the
 number that matters), the ratio of medians, and on CUDA the peak-memory ratio.
 
     python tools/benchmark/overhead.py --task cls          # mmpretrain ResNet-34 -> ResNet-18, 224²
     python tools/benchmark/overhead.py --task det          # mmdet GFL R101 -> R18, 320²
+    python tools/benchmark/overhead.py --task cls --base --reward counterfactual \
+        --reward-intervals 2 --update-interval 4
 """
 
 import argparse
@@ -57,6 +62,17 @@ def cls_setup(batch_size: int, size: int):
         return dict(inputs=inputs, data_samples=[DataSample().set_gt_label(int(x)) for x in labels])
 
     return fixed, rl, make_batch
+
+
+def quiz_items(make_batch, num: int, seed: int = 10_000) -> list:
+    """``num`` dataset items (``inputs``, ``data_samples``) of random batches, as a quiz split."""
+    items = []
+    while len(items) < num:
+        batch = make_batch(seed + len(items))
+        items += [
+            dict(inputs=x, data_samples=d) for x, d in zip(batch['inputs'], batch['data_samples'])
+        ]
+    return items[:num]
 
 
 def det_setup(batch_size: int, size: int):
@@ -114,16 +130,31 @@ def main():
         '--reward',
         nargs='+',
         default=['influence'],
-        choices=['instance', 'influence', 'batch'],
+        choices=['instance', 'influence', 'batch', 'counterfactual'],
         help='reward modes, one RLKD model per mode and interval (default: the hook default)',
     )
     parser.add_argument('--reward-intervals', type=int, nargs='+', default=[8])
+    parser.add_argument(
+        '--base',
+        action='store_true',
+        help="RLKD on a base policy: RLTemperature(base=<the fixed-T model's policy>)",
+    )
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--out', help='write the measurements to this json file')
     args = parser.parse_args()
     size = args.size or (224 if args.task == 'cls' else 320)
     setup = cls_setup if args.task == 'cls' else det_setup
     fixed_cfg, rl_cfg, make_batch = setup(args.batch_size, size)
+    if args.base:
+        base = fixed_cfg['temperature']
+        rl_cfg = dict(
+            rl_cfg,
+            temperature=dict(
+                type='rlkd_mm.RLTemperature',
+                base=base,
+                score_type=base.get('score_type', 'softmax'),
+            ),
+        )
 
     torch.manual_seed(0)
     fixed = MODELS.build(fixed_cfg)
@@ -137,19 +168,24 @@ def main():
         rl.load_state_dict(fixed.state_dict())  # the same weights (the agent is not in it)
         name = f'rlkd_{reward}_m{m}'
         models[name] = rl.to(args.device).train()
+        unit = reward
+        if reward == 'counterfactual':
+            unit = dict(type=reward, quiz_dataset=quiz_items(make_batch, 64), quiz_batch_size=64)
         hooks[name] = RLKDHook(
-            reward=reward,
+            reward=unit,
             reward_interval=m,
             update_interval=args.update_interval,
             warmup_iters=0,
         )
         runners[name] = FakeRunner(rl, total)
-        hooks[name].before_train(runners[name])
     optim_cfg = dict(
         constructor='rlkd_mm.DistillerOptimWrapperConstructor',
         optimizer=dict(type='SGD', lr=1e-3, momentum=0.9),
     )
     optims = {k: build_optim_wrapper(m, copy.deepcopy(optim_cfg)) for k, m in models.items()}
+    for name, hook in hooks.items():
+        runners[name].optim_wrapper = optims[name]
+        hook.before_train(runners[name])
     cuda = args.device.startswith('cuda')
 
     def sync():
@@ -183,6 +219,7 @@ def main():
     for reward, m in settings:
         name = f'rlkd_{reward}_m{m}'
         row = dict(
+            base=bool(args.base),
             reward=reward,
             reward_interval=m,
             ratio_mean=mean[name] / mean['fixed'],

@@ -3,6 +3,7 @@
 from .digits_clutter import load_cluttered_digits_split
 from .digits_det import make_digits_det
 from .digits_source import CLASSES, SPLITS, load_digits_split, split_indices
+from .noisy_labels import NoisyLabelDataset, flipped_labels
 from .quiz_split import QuizSplitDataset, quiz_split
 
 __all__ = [
@@ -11,7 +12,9 @@ __all__ = [
     'load_cluttered_digits_split',
     'load_digits_split',
     'make_digits_det',
+    'NoisyLabelDataset',
     'QuizSplitDataset',
+    'flipped_labels',
     'quiz_split',
     'split_indices',
 ]

@@ -55,6 +55,10 @@ _FIXED_T4 = ['model.temperature.temperature=4.0']
 _ON_FIXED = 'configs/digits/cls_kd_rlkd_base_fixed'
 _ON_LS = 'configs/digits/cls_kd_rlkd_base_logitstd'
 _CF = '_counterfactual.py'
+_NOISY = [
+    'model.teacher=configs/digits/cls_teacher_cnn_noisy.py',
+    'model.teacher_ckpt=checkpoints/digits/cls_teacher_cnn_noisy.pth',
+]
 _LS_GLOBAL = 'configs/digits/cls_kd_logitstd_global.py'
 _LS = 'KD + logit std.'
 # the look-ahead reward modes at their shipped cadence (configs/_base_/rlkd_hook.py)
@@ -98,6 +102,23 @@ TASKS = dict(
             ('KD + logit std. x random multiplier', _ON_LS + '.py', _FROZEN, _LS),
             ('KD + RLKD on logit std., shuffled states', _ON_LS + '.py', _SHUFFLED, _LS),
             ('KD + logit std. x one multiplier', _LS_GLOBAL, [], _LS),
+        ],
+    ),
+    # the noisy-teacher testbed: the same student and data, a teacher trained on labels partly
+    # swapped between class pairs (configs/digits/cls_teacher_cnn_noisy.py)
+    cls_noisy=dict(
+        teacher='configs/digits/cls_teacher_cnn_noisy.py',
+        teacher_ckpt='checkpoints/digits/cls_teacher_cnn_noisy.pth',
+        metric='accuracy/top1',
+        scale=1.0,
+        header='top-1 (%)',
+        baseline='configs/digits/cls_kd_fixed_noisy_teacher.py',
+        rows=[
+            ('student alone', 'configs/digits/cls_student_cnn.py', []),
+            ('KD, fixed T', 'configs/digits/cls_kd_fixed_noisy_teacher.py', []),
+            ('KD + logit std.', 'configs/digits/cls_kd_logitstd.py', _NOISY),
+            ('KD + rule T0 f^k', 'configs/digits/cls_kd_rule.py', _NOISY),
+            ('KD + RLKD on fixed T', _ON_FIXED + '.py', _NOISY),
         ],
     ),
     det=dict(

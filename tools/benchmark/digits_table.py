@@ -59,7 +59,6 @@ _NOISY = [
     'model.teacher=configs/digits/cls_teacher_cnn_noisy.py',
     'model.teacher_ckpt=checkpoints/digits/cls_teacher_cnn_noisy.pth',
 ]
-_LS_GLOBAL = 'configs/digits/cls_kd_logitstd_global.py'
 _LS = 'KD + logit std.'
 # the look-ahead reward modes at their shipped cadence (configs/_base_/rlkd_hook.py)
 # the untrained agent's own sampling: multipliers drawn around 1, never learnt
@@ -101,7 +100,6 @@ TASKS = dict(
             ('KD + RLKD on logit std. (counterfactual)', _ON_LS + _CF, [], _LS),
             ('KD + logit std. x random multiplier', _ON_LS + '.py', _FROZEN, _LS),
             ('KD + RLKD on logit std., shuffled states', _ON_LS + '.py', _SHUFFLED, _LS),
-            ('KD + logit std. x one multiplier', _LS_GLOBAL, [], _LS),
         ],
     ),
     # the noisy-teacher testbed: the same student and data, a teacher trained on labels partly

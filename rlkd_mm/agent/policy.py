@@ -122,16 +122,16 @@ class ActorCritic(nn.Module):
         """The pre-squash action distribution ``N(mu, sigma^2)`` (``mu``: ``[N]``)."""
         return Normal(mu, self.std.to(mu.dtype).expand_as(mu))
 
-    def _log_scale(self, positive: Tensor) -> Tensor:
+    def _log_scale(self, positive: Tensor, dtype: torch.dtype) -> Tensor:
         """``c`` of the log squash: ``log(t_max / t_init)`` where ``positive``, else
         ``log(t_init / t_min)``."""
         up, down = math.log(self.t_max / self.t_init), math.log(self.t_init / self.t_min)
-        return torch.where(positive, up, down).to(torch.get_default_dtype())
+        return torch.where(positive, up, down).to(dtype)
 
     def squash(self, action: Tensor) -> Tensor:
         """Temperature ``[N]`` of pre-squash actions ``[N]``."""
         if self.squash_type == 'log':
-            c = self._log_scale(action >= 0).to(action.dtype)
+            c = self._log_scale(action >= 0, action.dtype)
             log_t = math.log(self.t_init) + c * torch.tanh(action)
             return torch.exp(log_t).clamp(self.t_min, self.t_max)
         return self.t_min + (self.t_max - self.t_min) * torch.sigmoid(action)
@@ -140,14 +140,14 @@ class ActorCritic(nn.Module):
         """Pre-squash action of temperatures strictly inside ``(t_min, t_max)``."""
         if self.squash_type == 'log':
             y = torch.log(temperature) - math.log(self.t_init)
-            return torch.atanh(y / self._log_scale(y >= 0).to(y.dtype))
+            return torch.atanh(y / self._log_scale(y >= 0, y.dtype))
         u = (temperature - self.t_min) / (self.t_max - self.t_min)
         return torch.log(u) - torch.log1p(-u)
 
     def log_abs_det(self, action: Tensor) -> Tensor:
         """``log |dT/da|`` of the squash at pre-squash actions ``[N]``."""
         if self.squash_type == 'log':
-            c = self._log_scale(action >= 0).to(action.dtype)
+            c = self._log_scale(action >= 0, action.dtype)
             tanh = torch.tanh(action)
             return torch.log(self.squash(action)) + torch.log(c) + torch.log1p(-tanh * tanh)
         return math.log(self.t_max - self.t_min) + F.logsigmoid(action) + F.logsigmoid(-action)

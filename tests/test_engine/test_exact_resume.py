@@ -163,10 +163,8 @@ def test_det_resume_is_exact(tmp_path, digits_det_root, path):
     _check_resume_at_every_epoch(_det_config(path, digits_det_root), tmp_path)
 
 
-@pytest.mark.slow
-def test_two_process_resume_is_exact(tmp_path):
-    cfg = _cls_config(tmp_path, reward='influence', warmup_iters=4, reward_interval=1)
-    cfg.train_dataloader.dataset.indices = 128  # 8 iterations per epoch on each of 2 ranks
+def _check_two_process_resume(cfg, tmp_path):
+    """A 2-process gloo run resumed at epoch 1 ends bitwise as the straight 2-process run."""
     path = str(tmp_path / 'cfg.py')
     cfg.dump(path)
 
@@ -189,6 +187,14 @@ def test_two_process_resume_is_exact(tmp_path):
     resumed = str(tmp_path / 'resumed')
     dist_train(resumed, '--resume', osp.join(straight, 'epoch_1.pth'))
     _assert_equal(_final(resumed), _final(straight))
+    return ranks
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_exact(tmp_path):
+    cfg = _cls_config(tmp_path, reward='influence', warmup_iters=4, reward_interval=1)
+    cfg.train_dataloader.dataset.indices = 128  # 8 iterations per epoch on each of 2 ranks
+    _check_two_process_resume(cfg, tmp_path)
 
 
 @pytest.mark.slow
@@ -291,3 +297,15 @@ def test_untrained_agent_on_a_base_trains_exactly_as_the_base(tmp_path):
     assert got['rlkd_agent']['agent']['update_count'] > 2  # the agent ran, and learnt nothing
     _assert_equal(got['state_dict'], want['state_dict'], 'student')
     _assert_equal(got['optimizer'], want['optimizer'], 'optimizer')
+
+
+@pytest.mark.slow
+def test_two_process_counterfactual_run_resumes_exactly(tmp_path):
+    """Under DDP the quiz gradient is averaged over the ranks (a collective in every rank's
+    before_iter) and each rank scores its own images."""
+    cfg = _counterfactual_config()
+    for dataset in (cfg.train_dataloader.dataset, cfg.custom_hooks[0].reward.quiz_dataset):
+        dataset.dataset.indices = 144  # 130 to train on: 9 iterations per epoch on each rank
+    ranks = _check_two_process_resume(cfg, tmp_path)
+    directions = [r['reward_state']['direction'][0] for r in ranks]
+    assert torch.equal(directions[0], directions[1])  # one all-reduced quiz gradient

@@ -96,6 +96,11 @@ TASKS = dict(
             ('KD + RLKD on fixed T', _ON_FIXED + '.py', []),
             ('KD + RLKD on fixed T (instance)', _ON_FIXED + '.py', _INSTANCE),
             ('KD + RLKD on fixed T (counterfactual)', _ON_FIXED + _CF, []),
+            (
+                'KD + RLKD on fixed T (counterfactual, sampled multipliers)',
+                _ON_FIXED + _CF,
+                ['model.temperature.deterministic=False'],
+            ),
             ('KD + RLKD on logit std.', _ON_LS + '.py', [], _LS),
             ('KD + RLKD on logit std. (counterfactual)', _ON_LS + _CF, [], _LS),
             ('KD + logit std. x random multiplier', _ON_LS + '.py', _FROZEN, _LS),

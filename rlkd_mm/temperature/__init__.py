@@ -2,6 +2,7 @@
 
 from .base import BaseTemperature, TemperatureOutput, check_temperature_range
 from .cist import CISTTemperature
+from .class_temperature import ClassTemperature
 from .ctkd import CTKDTemperature, gradient_reversal
 from .dtkd import DTKDTemperature
 from .fixed import FixedTemperature
@@ -21,6 +22,7 @@ __all__ = [
     'ScaledLogitStdTemperature',
     'DTKDTemperature',
     'CISTTemperature',
+    'ClassTemperature',
     'RandomTemperature',
     'RuleTemperature',
     'OracleTemperature',

@@ -243,3 +243,16 @@ def test_shuffled_states_control_acts_on_other_instances_states():
     torch.randperm(5, generator=shuffled._shuffle_generator)
     shuffled.load_rl_state_dict(state)
     assert torch.equal(shuffled._shuffle_generator.get_state(), first)
+
+
+def test_class_temperature_reads_the_label():
+    from rlkd_mm.temperature import ClassTemperature
+
+    policy = ClassTemperature([7, 1], temperature=0.25, default=0.5)
+    z = torch.zeros(4, 10)
+    out = policy(z, z, torch.tensor([1, 2, 7, 9]))
+    assert torch.equal(out.t_student, torch.tensor([0.25, 0.5, 0.25, 0.5]))
+    assert out.t_student is out.t_teacher and out.prefactor is None
+    assert torch.equal(policy(z, z).t_student, torch.full((4,), 0.5))  # no labels: the default
+    with pytest.raises(ValueError, match='both temperatures > 0'):
+        ClassTemperature([1], temperature=0.0, default=1.0)

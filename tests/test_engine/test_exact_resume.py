@@ -309,3 +309,18 @@ def test_two_process_counterfactual_run_resumes_exactly(tmp_path):
     ranks = _check_two_process_resume(cfg, tmp_path)
     directions = [r['reward_state']['direction'][0] for r in ranks]
     assert torch.equal(directions[0], directions[1])  # one all-reduced quiz gradient
+
+
+@pytest.mark.slow
+def test_det_rlkd_on_a_base_resumes_exactly(tmp_path, digits_det_root):
+    """RLKD on a base policy through a dense-head distiller (sigmoid scores), influence reward."""
+    cfg = _det_config('configs/digits/gfl_ld_rlkd.py', digits_det_root)
+    cfg.model.temperature = dict(
+        type='rlkd_mm.RLTemperature',
+        base=dict(type='rlkd_mm.FixedTemperature', temperature=2.0),
+        score_type='sigmoid',
+        agent=dict(minibatch_size=16, explore_updates=1),
+    )
+    _check_resume_at_every_epoch(cfg, tmp_path)
+    state = torch.load(str(tmp_path / 'straight' / f'epoch_{EPOCHS}.pth'), weights_only=False)
+    assert state['rlkd_agent']['agent']['config']['squash'] == 'log'

@@ -241,22 +241,29 @@ def test_random_temperature_and_headroom_oracle_resume_exactly(tmp_path):
     _assert_equal(list(runner.model.temperature.quiz), list(saved), 'restored quiz')
 
 
-def _counterfactual_config(**agent):
-    """digits cls_kd_rlkd_base_fixed_counterfactual.py (RLKD on fixed T, counterfactual reward,
-    mean multipliers; random teacher) on 72 images: 65 to train on (9 iterations per epoch), 7
-    in the quiz split."""
+def _small_cls(path):
+    """A shipped digits classification config with batch 8, EPOCHS epochs, no validation, a
+    random teacher and every epoch checkpoint kept."""
     cfg = small_config(
-        osp.join(ROOT, 'configs/digits/cls_kd_rlkd_base_fixed_counterfactual.py'),
+        osp.join(ROOT, path),
         batch_size=8,
         max_epochs=EPOCHS,
         val_interval=EPOCHS + 1,
         in_process=False,
     )
+    cfg.model.teacher_ckpt = None
+    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    return cfg
+
+
+def _counterfactual_config(**agent):
+    """digits cls_kd_rlkd_base_fixed_counterfactual.py (RLKD on fixed T, counterfactual reward,
+    mean multipliers; random teacher) on 72 images: 65 to train on (9 iterations per epoch), 7
+    in the quiz split."""
+    cfg = _small_cls('configs/digits/cls_kd_rlkd_base_fixed_counterfactual.py')
     hook = cfg.custom_hooks[0]
     for dataset in (cfg.train_dataloader.dataset, hook.reward.quiz_dataset):
         dataset.dataset.indices = 72
-    cfg.model.teacher_ckpt = None
-    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
     hook.update(warmup_iters=4, reward_interval=1, update_interval=2)
     hook.reward.update(refresh_interval=3, quiz_batch_size=4)
     cfg.model.temperature.agent.update(explore_updates=2, minibatch_size=16, **agent)
@@ -281,14 +288,7 @@ def test_untrained_agent_on_a_base_trains_exactly_as_the_base(tmp_path):
     (counterfactual rewards, quiz gradients and agent updates included) equals fixed T's."""
     rlkd = _counterfactual_config(lr=0.0)
     rlkd.model.temperature.deterministic = True
-    fixed = small_config(
-        osp.join(ROOT, 'configs/digits/cls_kd_fixed.py'),
-        batch_size=8,
-        max_epochs=EPOCHS,
-        val_interval=EPOCHS + 1,
-        in_process=False,
-    )
-    fixed.model.teacher_ckpt = None
+    fixed = _small_cls('configs/digits/cls_kd_fixed.py')
     fixed.train_dataloader.dataset = rlkd.train_dataloader.dataset.copy()
     assert fixed.model.temperature == rlkd.model.temperature.base
     _train(rlkd, str(tmp_path / 'rlkd'))

@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 import rlkd_mm  # noqa: F401  (registers modules and the checkpoint allowlist)
 from rlkd_mm.utils import UnreadableCheckpointError, check_checkpoint_readable
-from rlkd_mm.utils.dist import setup_cpu_distributed
+from rlkd_mm.utils.dist import setup_cpu_distributed, shutdown_distributed
 
 DISTILLERS = ('ClassifierDistiller', 'SingleStageDetDistiller', 'TwoStageDetDistiller')
 
@@ -112,6 +112,7 @@ def main():
             raise ValueError(f'--out must be a .pkl file, got {args.out}')
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
+    shutdown_distributed()
     return metrics
 
 

@@ -24,7 +24,7 @@ from rlkd_mm.utils import (
     check_checkpoint_readable,
     latest_readable_checkpoint,
 )
-from rlkd_mm.utils.dist import setup_cpu_distributed
+from rlkd_mm.utils.dist import setup_cpu_distributed, shutdown_distributed
 
 
 def parse_args():
@@ -92,6 +92,7 @@ def main():
     runner.train()
     if args.final_metrics:
         save_final_metrics(runner)
+    shutdown_distributed()
 
 
 def make_crash_safe(cfg) -> None:

@@ -17,3 +17,14 @@ def setup_cpu_distributed(cfg) -> bool:
     wrapper.setdefault('device_ids', None)
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def shutdown_distributed() -> None:
+    """Destroy the default process group, if any, at the end of a run: a gloo group left to the
+    interpreter's exit can abort a finished run ("terminate called without an active
+    exception", exit code -6)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # no rank tears down while another still communicates
+        dist.destroy_process_group()

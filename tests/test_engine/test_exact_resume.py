@@ -72,18 +72,26 @@ def _check_resume_at_every_epoch(cfg, tmp_path):
         _assert_equal(_final(work), expected, f'resumed at epoch {epoch}')
 
 
-def _cls_config(tmp_path, **hook):
-    """digits cls_kd_rlkd.py (random teacher) on 64 images: 8 iterations per epoch."""
+def _small_cls(path, train=None):
+    """A shipped digits classification config (on its first ``train`` images) with batch 8,
+    EPOCHS epochs, no validation (it does not touch the state), a random teacher and every
+    epoch checkpoint kept."""
     cfg = small_config(
-        osp.join(ROOT, 'configs/digits/cls_kd_rlkd.py'),
-        train=64,
+        osp.join(ROOT, path),
+        train=train,
         batch_size=8,
         max_epochs=EPOCHS,
-        val_interval=EPOCHS + 1,  # no validation: it does not touch the state
+        val_interval=EPOCHS + 1,
         in_process=False,
     )
     cfg.model.teacher_ckpt = None
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    return cfg
+
+
+def _cls_config(tmp_path, **hook):
+    """digits cls_kd_rlkd.py (random teacher) on 64 images: 8 iterations per epoch."""
+    cfg = _small_cls('configs/digits/cls_kd_rlkd.py', train=64)
     cfg.model.temperature.agent.explore_updates = 2
     cfg.model.temperature.agent.minibatch_size = 16
     for key, value in hook.items():
@@ -205,16 +213,7 @@ def test_random_temperature_and_headroom_oracle_resume_exactly(tmp_path):
 
     from tools.analysis.temperature_headroom import headroom_configs, parse_args
 
-    random_cfg = small_config(
-        osp.join(ROOT, 'configs/digits/cls_kd_random.py'),
-        train=64,
-        batch_size=8,
-        max_epochs=EPOCHS,
-        val_interval=EPOCHS + 1,
-        in_process=False,
-    )
-    random_cfg.model.teacher_ckpt = None
-    random_cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    random_cfg = _small_cls('configs/digits/cls_kd_random.py', train=64)
     _check_resume_at_every_epoch(random_cfg, tmp_path / 'random')
 
     config = osp.join(ROOT, 'configs/digits/cls_kd_fixed.py')
@@ -239,21 +238,6 @@ def test_random_temperature_and_headroom_oracle_resume_exactly(tmp_path):
     hook = next(h for h in runner.hooks if type(h).__name__ == 'HeadroomHook')
     hook.before_train(runner)
     _assert_equal(list(runner.model.temperature.quiz), list(saved), 'restored quiz')
-
-
-def _small_cls(path):
-    """A shipped digits classification config with batch 8, EPOCHS epochs, no validation, a
-    random teacher and every epoch checkpoint kept."""
-    cfg = small_config(
-        osp.join(ROOT, path),
-        batch_size=8,
-        max_epochs=EPOCHS,
-        val_interval=EPOCHS + 1,
-        in_process=False,
-    )
-    cfg.model.teacher_ckpt = None
-    cfg.default_hooks.checkpoint.max_keep_ckpts = -1
-    return cfg
 
 
 def _counterfactual_config(**agent):

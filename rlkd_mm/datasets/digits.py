@@ -10,6 +10,7 @@ from rlkd_mm.registry import DATASETS
 
 from .digits_clutter import check_copies, load_cluttered_digits_split
 from .digits_source import CLASSES, check_split, check_split_seed, load_digits_split
+from .noisy_labels import flipped_labels
 
 
 def upsample_digits(images: np.ndarray, img_size: int) -> np.ndarray:
@@ -44,6 +45,11 @@ class DigitsDataset(BaseDataset):
         split (str): ``'train'``, ``'val'`` or ``'test'``. Defaults to ``'train'``.
         img_size (int): Side of the square images, at least 8. Defaults to 32.
         split_seed (int): Seed of the stratified split. Defaults to 0.
+        label_noise (float): Share of each class's images given a wrong label, one of the other
+            classes uniformly (symmetric label noise, :func:`rlkd_mm.datasets.flipped_labels`),
+            chosen over the whole split before ``indices`` takes a subset. Such items also carry
+            ``clean_label`` and ``noisy_label`` (bool). Defaults to 0 (clean labels).
+        noise_seed (int): Seed of which images get a wrong label, and which. Defaults to 0.
         ann_file (str): Unused (the data are bundled); kept for the BaseDataset interface.
             Defaults to ''.
         metainfo (dict, optional): Overrides of :attr:`METAINFO`. Defaults to None.
@@ -66,6 +72,8 @@ class DigitsDataset(BaseDataset):
         split: str = 'train',
         img_size: int = 32,
         split_seed: int = 0,
+        label_noise: float = 0.0,
+        noise_seed: int = 0,
         ann_file: str = '',
         metainfo: Optional[dict] = None,
         data_root: str = '',
@@ -82,6 +90,10 @@ class DigitsDataset(BaseDataset):
             )
         self.img_size = int(img_size)
         self.split_seed = check_split_seed(split_seed)
+        if not 0 <= label_noise < 1:
+            raise ValueError(f'label_noise must be in [0, 1), got label_noise={label_noise!r}')
+        self.label_noise = float(label_noise)
+        self.noise_seed = check_split_seed(noise_seed)
         super().__init__(
             ann_file=ann_file,
             metainfo=metainfo,
@@ -101,10 +113,24 @@ class DigitsDataset(BaseDataset):
         images, labels = load_digits_split(self.split, self.split_seed)
         images = upsample_digits(images, self.img_size)
         shape = (self.img_size, self.img_size)
-        return [
-            dict(img=img, img_shape=shape, ori_shape=shape, gt_label=int(label))
-            for img, label in zip(images, labels)
-        ]
+        return self._add_label_noise(
+            [
+                dict(img=img, img_shape=shape, ori_shape=shape, gt_label=int(label))
+                for img, label in zip(images, labels)
+            ]
+        )
+
+    def _add_label_noise(self, data_list: List[dict]) -> List[dict]:
+        """``data_list`` with ``label_noise`` of each class relabelled (nothing when 0)."""
+        if not self.label_noise:
+            return data_list
+        clean = [item['gt_label'] for item in data_list]
+        noisy = flipped_labels(
+            clean, None, self.label_noise, self.noise_seed, num_classes=len(CLASSES)
+        )
+        for item, y, y_noisy in zip(data_list, clean, noisy):
+            item.update(gt_label=y_noisy, clean_label=y, noisy_label=y_noisy != y)
+        return data_list
 
     def extra_repr(self) -> List[str]:
         """Lines added to ``repr(dataset)``."""
@@ -112,7 +138,11 @@ class DigitsDataset(BaseDataset):
             f'Split: \t{self.split}',
             f'Image size: \t{self.img_size}',
             f'Split seed: \t{self.split_seed}',
-        ]
+        ] + (
+            [f'Label noise: \t{self.label_noise} (seed {self.noise_seed})']
+            if self.label_noise
+            else []
+        )
 
 
 @DATASETS.register_module()
@@ -155,16 +185,18 @@ class ClutteredDigitsDataset(DigitsDataset):
             self.split, self.img_size, self.copies, self.split_seed, self.gen_seed
         )
         shape = (self.img_size, self.img_size)
-        return [
-            dict(
-                img=np.repeat(img[..., None], 3, axis=2),
-                img_shape=shape,
-                ori_shape=shape,
-                gt_label=int(label),
-                difficulty=float(d),
-            )
-            for img, label, d in zip(images, labels, difficulty)
-        ]
+        return self._add_label_noise(
+            [
+                dict(
+                    img=np.repeat(img[..., None], 3, axis=2),
+                    img_shape=shape,
+                    ori_shape=shape,
+                    gt_label=int(label),
+                    difficulty=float(d),
+                )
+                for img, label, d in zip(images, labels, difficulty)
+            ]
+        )
 
     def extra_repr(self) -> List[str]:
         """Lines added to ``repr(dataset)``."""

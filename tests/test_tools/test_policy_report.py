@@ -124,3 +124,20 @@ def test_report_of_multipliers_on_a_base_names_the_base_columns():
         states, 1.0 + 0.01 * torch.rand(300, generator=gen), names=names, multiplier=True
     )
     assert near_one['flat']  # a 1 % spread is one global multiplier
+
+
+def test_label_noise_report_compares_the_relabelled_images_with_the_others():
+    from tools.analysis.policy_report import label_noise_report
+
+    a = torch.tensor([2.0, 2.0, 1.0, 0.5, 1.0, 0.5])
+    noisy = torch.tensor([True, True, False, False, False, False])
+    out = label_noise_report(a, noisy, multiplier=True)
+    assert out['value']['noisy']['mean'] == 2.0 and out['value']['clean']['mean'] == 0.75
+    assert abs(out['value']['gap'] - 1.25) < 1e-12
+    # log a: noisy log 2, clean the mean of 0, -log 2, 0, -log 2
+    log2 = float(torch.tensor(2.0, dtype=torch.float64).log())
+    assert abs(out['log_a']['gap'] - 1.5 * log2) < 1e-6
+    assert out['value']['noisy']['count'] == 2 and out['value']['clean']['count'] == 4
+    assert 'log_a' not in label_noise_report(a, noisy, multiplier=False)
+    with pytest.raises(ValueError, match='at least 2 noisy and 2 clean'):
+        label_noise_report(a, torch.tensor([True, False, False, False, False, False]), False)

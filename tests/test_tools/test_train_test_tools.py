@@ -277,6 +277,30 @@ def test_rlkd_train_and_policy_report(tmp_path):
     assert course and {c['epoch'] for c in course} <= {1, 2}
     assert all(c['log_lines'] >= 1 and math.isfinite(c['mean']) for c in course)
     assert osp.isfile(report['png'])
+    assert 'label_noise' not in report  # clean labels: no flags to group by
+
+    # on a training split with label noise, the relabelled images are compared with the rest
+    noisy_cfg = Config.fromfile(cfg)
+    noisy_cfg.train_dataloader.dataset.label_noise = 0.5
+    noisy_path = str(tmp_path / 'cls_rlkd_noisy.py')
+    noisy_cfg.dump(noisy_path)
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis/policy_report.py', ckpt, '--split', 'train']
+        + ['--config', noisy_path, '--out', str(tmp_path / 'train.png')],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    noisy_report = json.loads(out.stdout[out.stdout.index('{') :])
+    groups = noisy_report['label_noise']['value']
+    from rlkd_mm.datasets import ClutteredDigitsDataset
+
+    data = ClutteredDigitsDataset(split='train', label_noise=0.5, indices=64)
+    num_noisy = sum(data.get_data_info(i)['noisy_label'] for i in range(64))
+    assert groups['noisy']['count'] == num_noisy and groups['clean']['count'] == 64 - num_noisy
+    assert abs(groups['gap'] - (groups['noisy']['mean'] - groups['clean']['mean'])) < 1e-12
 
     # the temperature plot finds the per-instance dump in the run's checkpoint
     from tools.analysis.plot_temperatures import read_dump

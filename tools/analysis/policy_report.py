@@ -27,6 +27,9 @@ instance (images, positive priors or sampled RoIs) at training progress 1. Print
   the rewards push the policy's mean temperature for those instances: > 0 higher, < 0 lower,
   inside two standard errors of 0 no signal. Different signs across tertiles are a reward that
   asks for a temperature that depends on the instance.
+- ``label_noise`` (a split whose items carry ``noisy_label``, e.g. the training split of a
+  config with ``label_noise``): the values on the images whose label was changed and on the
+  others (mean with standard error; for multipliers also of log a), and the paired gap;
 - ``action_signal_by_epoch`` (when a ``*/vis_data/scalars.json`` log of the run lies beside
   the checkpoint, as ``tools/train.py`` leaves it, or ``--log FILE``): the
   logged ``rlkd_action_signal`` (each rewarded batch's mean of z * centred reward, smoothed by
@@ -119,7 +122,8 @@ def action_signal(rows: torch.Tensor, groups: int = 3) -> Optional[dict]:
 
 def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches: int = 0):
     """(raw states [N, D], temperatures (multipliers on a base) [N], reward record [M, 4] or
-    None, the policy's (t_min, t_max), its state names, whether it acts on a base)."""
+    None, the policy's (t_min, t_max), its state names, whether it acts on a base, the items'
+    ``noisy_label`` flags [N] (bool) or None when the split's items carry none)."""
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
@@ -171,7 +175,7 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
     if loader_cfg is None:
         raise ValueError(f'the config has no {split}_dataloader')
     loader = Runner.build_dataloader(loader_cfg, seed=0)
-    states, temps = [], []
+    states, temps, noisy = [], [], []
     with torch.no_grad():
         for i, data in enumerate(loader):
             if max_batches and i >= max_batches:
@@ -182,10 +186,16 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
             if step is not None:
                 states.append(step.raw_states.cpu())
                 temps.append(step.temperatures.cpu())
+                infos = [
+                    loader.dataset.get_data_info(int(s.sample_idx)) for s in data['data_samples']
+                ]
+                noisy.append([info.get('noisy_label') for info in infos])
     if not temps:
         raise RuntimeError(f'the policy acted on no instance of the {split} split')
     record = ckpt['rlkd_agent'].get('reward_record')
     on_base = policy.base is not None
+    flags = [flag for batch in noisy for flag in batch]
+    has_flags = len(flags) == sum(t.numel() for t in temps) and None not in flags
     return (
         torch.cat(states),
         torch.cat(temps),
@@ -193,7 +203,25 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
         (policy.t_min, policy.t_max),
         policy.state_names,
         on_base,
+        torch.tensor(flags, dtype=torch.bool) if has_flags else None,
     )
+
+
+def label_noise_report(temps: torch.Tensor, noisy: torch.Tensor, multiplier: bool) -> dict:
+    """The values on the images with a changed label and on the others (mean with standard
+    error, and of log a for multipliers) and the gap ``noisy - clean``."""
+    if noisy.sum() < 2 or (~noisy).sum() < 2:
+        raise ValueError('label_noise_report needs at least 2 noisy and 2 clean images')
+    out = {}
+    values = dict(value=temps.double())
+    if multiplier:
+        values['log_a'] = temps.double().log()
+    for key, v in values.items():
+        noisy_part, clean_part = _mean_stderr(v[noisy]), _mean_stderr(v[~noisy])
+        out[key] = dict(
+            noisy=noisy_part, clean=clean_part, gap=noisy_part['mean'] - clean_part['mean']
+        )
+    return out
 
 
 def report(
@@ -285,12 +313,14 @@ def main():
         '--bins', type=int, help='reward_signal: N equal bins over the policy range [t_min, t_max]'
     )
     args = parser.parse_args()
-    states, temps, record, (t_min, t_max), names, on_base = collect(
+    states, temps, record, (t_min, t_max), names, on_base, noisy = collect(
         args.checkpoint, args.config, args.split, args.max_batches
     )
     bins = args.bins or (6 if on_base else None)  # a multiplier range is narrow
     edges = equal_bins(t_min, t_max, bins) if bins else DEFAULT_EDGES
     result = report(states, temps, record, edges, names, multiplier=on_base)
+    if noisy is not None:
+        result['label_noise'] = label_noise_report(temps, noisy, on_base)
     log = args.log or find_scalars_log(args.checkpoint)
     if log is not None:
         course = action_signal_by_epoch(log)

@@ -175,6 +175,11 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
     if loader_cfg is None:
         raise ValueError(f'the config has no {split}_dataloader')
     loader = Runner.build_dataloader(loader_cfg, seed=0)
+    # items carry sample_idx, their index in the innermost dataset (under wrappers such as
+    # QuizSplitDataset), where their noisy_label flag is looked up
+    source = loader.dataset
+    while hasattr(source, 'dataset'):
+        source = source.dataset
     states, temps, noisy = [], [], []
     with torch.no_grad():
         for i, data in enumerate(loader):
@@ -186,9 +191,7 @@ def collect(checkpoint: str, config: str = None, split: str = 'val', max_batches
             if step is not None:
                 states.append(step.raw_states.cpu())
                 temps.append(step.temperatures.cpu())
-                infos = [
-                    loader.dataset.get_data_info(int(s.sample_idx)) for s in data['data_samples']
-                ]
+                infos = [source.get_data_info(int(s.sample_idx)) for s in data['data_samples']]
                 noisy.append([info.get('noisy_label') for info in infos])
     if not temps:
         raise RuntimeError(f'the policy acted on no instance of the {split} split')

@@ -277,3 +277,37 @@ def test_digits_table_dry_run_prints_the_cost(repo_root):
     )
     assert proc.returncode == 0, proc.stderr
     assert '[dry run] 4 runs x 180 s / 2 job(s) = 0.1 h' in proc.stdout
+
+
+def _innermost_dataset(dataset: dict) -> dict:
+    while 'dataset' in dataset:
+        dataset = dataset['dataset']
+    return dataset
+
+
+def test_every_noisy_label_row_trains_on_the_noisy_labels(repo_root):
+    """Each row of the noisy-label table resolves to a config whose training labels (and the
+    counterfactual reward's quiz split) carry the 30 % noise; the rows on a fixed-T base keep
+    its tuned KD weight."""
+    from mmengine.config import Config, DictAction
+
+    from tools.benchmark.digits_table import TASKS
+
+    task = TASKS['cls_noisy_labels']
+    fixed = Config.fromfile(osp.join(repo_root, task['baseline']))
+    assert fixed.model.kd_loss.loss_weight == 12.0
+    for name, config, options, *_ in task['rows']:
+        cfg = Config.fromfile(osp.join(repo_root, config))
+        parsed = {}
+        for option in options:
+            key, value = option.split('=', 1)
+            parsed[key] = DictAction._parse_iterable(value)
+        cfg.merge_from_dict(parsed)
+        assert _innermost_dataset(cfg.train_dataloader.dataset).get('label_noise') == 0.3, name
+        for hook in cfg.get('custom_hooks', []):
+            reward = hook.get('reward')
+            if isinstance(reward, dict) and 'quiz_dataset' in reward:
+                assert _innermost_dataset(reward['quiz_dataset']).get('label_noise') == 0.3
+        if 'fixed T' in name or 'rule' in name:
+            assert cfg.model.kd_loss.loss_weight == 12.0, name
+        assert _innermost_dataset(cfg.val_dataloader.dataset).get('label_noise', 0) == 0

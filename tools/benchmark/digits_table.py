@@ -60,6 +60,14 @@ _NOISY = [
     'model.teacher_ckpt=checkpoints/digits/cls_teacher_cnn_noisy.pth',
 ]
 _LS = 'KD + logit std.'
+_NOISY_LABELS = ['train_dataloader.dataset.label_noise=0.3']
+# the configs that hold out their own quiz split wrap the training set once more
+# the KD weight tuned for fixed T on that testbed, which the rows on a fixed-T base keep
+_W12 = ['model.kd_loss.loss_weight=12.0']
+_NOISY_LABELS_QUIZ = ['train_dataloader.dataset.dataset.label_noise=0.3'] + _W12
+_NOISY_LABELS_CF = _NOISY_LABELS_QUIZ + [
+    'custom_hooks.0.reward.quiz_dataset.dataset.label_noise=0.3'
+]
 # the look-ahead reward modes at their shipped cadence (configs/_base_/rlkd_hook.py)
 # the untrained agent's own sampling: multipliers drawn around 1, never learnt
 _FROZEN = ['model.temperature.agent.lr=0.0']
@@ -122,6 +130,31 @@ TASKS = dict(
             ('KD + logit std.', 'configs/digits/cls_kd_logitstd.py', _NOISY),
             ('KD + rule T0 f^k', 'configs/digits/cls_kd_rule.py', _NOISY),
             ('KD + RLKD on fixed T', _ON_FIXED + '.py', _NOISY),
+        ],
+    ),
+    # the noisy-label testbed: the same teacher, data and student, 30 % of the student's training
+    # labels replaced by another class (configs/digits/cls_student_cnn_noisy_labels.py)
+    cls_noisy_labels=dict(
+        teacher='configs/digits/cls_teacher_cnn.py',
+        teacher_ckpt='checkpoints/digits/cls_teacher_cnn.pth',
+        metric='accuracy/top1',
+        scale=1.0,
+        header='top-1 (%)',
+        baseline='configs/digits/cls_kd_fixed_noisy_labels.py',
+        rows=[
+            ('student alone', 'configs/digits/cls_student_cnn_noisy_labels.py', []),
+            ('KD, fixed T', 'configs/digits/cls_kd_fixed_noisy_labels.py', []),
+            # the peers' KD weights chosen on this testbed's validation split
+            # (tools/benchmark/digits_cls_noisy_labels_sweeps.sh)
+            (
+                'KD + logit std.',
+                'configs/digits/cls_kd_logitstd.py',
+                _NOISY_LABELS + ['model.kd_loss.loss_weight=36.0'],
+            ),
+            ('KD + random T', 'configs/digits/cls_kd_random.py', _NOISY_LABELS),
+            ('KD + rule T0 f^k', 'configs/digits/cls_kd_rule_noisy_labels.py', []),
+            ('KD + RLKD on fixed T', _ON_FIXED + '.py', _NOISY_LABELS_QUIZ),
+            ('KD + RLKD on fixed T (counterfactual)', _ON_FIXED + _CF, _NOISY_LABELS_CF),
         ],
     ),
     det=dict(

@@ -3,8 +3,8 @@
 # 12 as cls_kd_fixed_noisy_labels.py. With T0 = 0.25, k = -2 and the clamp [0.25, 0.5], an image
 # whose label the teacher is sure of (f -> 1) gets T = 0.25 (a sharper target and, through the
 # T^2 prefactor, a quarter of the KD strength of T = 0.5), rising to fixed T's 0.5 where
-# f <= 0.71, which includes nearly every image whose label the teacher contradicts. Chosen on the validation split, seeds 0 and 1
-# (configs/digits/README.md#the-noisy-label-testbed).
+# f <= 0.71, which includes nearly every image whose label the teacher contradicts. Chosen on
+# the validation split, seeds 0 and 1 (configs/digits/README.md#the-noisy-label-testbed).
 _base_ = ['./cls_kd_rule.py']
 
 train_dataloader = dict(dataset=dict(label_noise=0.3, noise_seed=0))

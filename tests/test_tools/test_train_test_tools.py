@@ -239,9 +239,23 @@ def small_rlkd_cls_config(tmp_path):
     return path
 
 
+def _policy_report(ckpt, *args):
+    """The JSON report of tools/analysis/policy_report.py on ``ckpt``."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis/policy_report.py', ckpt, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout[out.stdout.index('{') :])
+
+
 @pytest.mark.slow
 def test_rlkd_train_and_policy_report(tmp_path):
-    import json
 
     cfg = small_rlkd_cls_config(tmp_path)
     work = str(tmp_path / 'work')
@@ -254,15 +268,7 @@ def test_rlkd_train_and_policy_report(tmp_path):
     # 14 acting iterations, rewarded 1 in 1 except those acted just before an update
     assert agent_state['agent']['update_count'] >= 4
     assert agent_state['reward_record'].shape[1] == 4 and len(agent_state['reward_record']) > 0
-    out = subprocess.run(
-        [sys.executable, 'tools/analysis/policy_report.py', ckpt, '--split', 'val'],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout[out.stdout.index('{') :])
+    report = _policy_report(ckpt, '--split', 'val')
     assert report['num_instances'] == 32  # one deterministic T per validation image
     assert 1.0 <= report['t_min'] <= report['t_mean'] <= report['t_max'] <= 10.0
     assert report['flat'] == (report['t_std'] < 0.25)
@@ -284,16 +290,9 @@ def test_rlkd_train_and_policy_report(tmp_path):
     noisy_cfg.train_dataloader.dataset.label_noise = 0.5
     noisy_path = str(tmp_path / 'cls_rlkd_noisy.py')
     noisy_cfg.dump(noisy_path)
-    out = subprocess.run(
-        [sys.executable, 'tools/analysis/policy_report.py', ckpt, '--split', 'train']
-        + ['--config', noisy_path, '--out', str(tmp_path / 'train.png')],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    noisy_report = _policy_report(
+        ckpt, '--split', 'train', '--config', noisy_path, '--out', str(tmp_path / 'train.png')
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    noisy_report = json.loads(out.stdout[out.stdout.index('{') :])
     groups = noisy_report['label_noise']['value']
     from rlkd_mm.datasets import ClutteredDigitsDataset
 

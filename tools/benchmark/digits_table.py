@@ -73,13 +73,16 @@ _NOISY_LABELS_CF = _NOISY_LABELS_QUIZ + [
 _FROZEN = ['model.temperature.agent.lr=0.0']
 _SHUFFLED = ['model.temperature.shuffle_states=True']
 _T4 = 'LD + cls KD, fixed T=4'
+# what every classification task shares: the clean teacher and the metric
+_CLS_TEACHER = dict(
+    teacher='configs/digits/cls_teacher_cnn.py',
+    teacher_ckpt='checkpoints/digits/cls_teacher_cnn.pth',
+)
+_CLS_METRIC = dict(metric='accuracy/top1', scale=1.0, header='top-1 (%)')
 TASKS = dict(
     cls=dict(
-        teacher='configs/digits/cls_teacher_cnn.py',
-        teacher_ckpt='checkpoints/digits/cls_teacher_cnn.pth',
-        metric='accuracy/top1',
-        scale=1.0,
-        header='top-1 (%)',
+        **_CLS_TEACHER,
+        **_CLS_METRIC,
         baseline='configs/digits/cls_kd_fixed.py',
         rows=[
             ('student alone', 'configs/digits/cls_student_cnn.py', []),
@@ -120,9 +123,7 @@ TASKS = dict(
     cls_noisy=dict(
         teacher='configs/digits/cls_teacher_cnn_noisy.py',
         teacher_ckpt='checkpoints/digits/cls_teacher_cnn_noisy.pth',
-        metric='accuracy/top1',
-        scale=1.0,
-        header='top-1 (%)',
+        **_CLS_METRIC,
         baseline='configs/digits/cls_kd_fixed_noisy_teacher.py',
         rows=[
             ('student alone', 'configs/digits/cls_student_cnn.py', []),
@@ -135,11 +136,8 @@ TASKS = dict(
     # the noisy-label testbed: the same teacher, data and student, 30 % of the student's training
     # labels replaced by another class (configs/digits/cls_student_cnn_noisy_labels.py)
     cls_noisy_labels=dict(
-        teacher='configs/digits/cls_teacher_cnn.py',
-        teacher_ckpt='checkpoints/digits/cls_teacher_cnn.pth',
-        metric='accuracy/top1',
-        scale=1.0,
-        header='top-1 (%)',
+        **_CLS_TEACHER,
+        **_CLS_METRIC,
         baseline='configs/digits/cls_kd_fixed_noisy_labels.py',
         rows=[
             ('student alone', 'configs/digits/cls_student_cnn_noisy_labels.py', []),

@@ -70,17 +70,29 @@ class QuizGradient:
         ``quiz_direction``), for ``model`` (the distiller) trained by ``runner``."""
         with torch.random.fork_rng(devices=[]):
             data = model.data_preprocessor(self.batch(refresh), False)
-            features, grads = model.quiz_gradients(data['inputs'], data['data_samples'])
+            layer_grads = self._layer_gradients(model, data['inputs'], data['data_samples'])
         halves = []
-        half = features.shape[0] // 2
         moments = second_moments(runner, model)
-        for sl in (slice(0, half), slice(half, None)):
-            h = torch.cat([features[sl], features.new_ones(features[sl].shape[0], 1)], dim=1)
-            g = grads[sl].t().double() @ h.double()
+        for g in layer_grads:
             if get_world_size() > 1:
                 all_reduce(g, op='mean')
             halves.append(quiz_direction(g.float(), *moments))
         return halves
+
+    @staticmethod
+    def _layer_gradients(model: Any, inputs: Any, data_samples: Any) -> List[Tensor]:
+        """The two halves' gradients at the last layer, ``[C, D + 1]`` each: the model's own
+        (``quiz_layer_gradients``, a detector's, whose loss also has negatives), or the outer
+        products of the last-layer inputs and logit gradients that ``quiz_gradients`` gives."""
+        if hasattr(model, 'quiz_layer_gradients'):
+            return [g.double() for g in model.quiz_layer_gradients(inputs, data_samples)]
+        features, grads = model.quiz_gradients(inputs, data_samples)
+        half = features.shape[0] // 2
+        out = []
+        for sl in (slice(0, half), slice(half, None)):
+            h = torch.cat([features[sl], features.new_ones(features[sl].shape[0], 1)], dim=1)
+            out.append(grads[sl].t().double() @ h.double())
+        return out
 
 
 def mean_direction(halves: Sequence[Sequence[Tensor]]) -> Tuple[Tensor, Tensor]:

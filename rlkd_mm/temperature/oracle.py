@@ -59,7 +59,11 @@ def quiz_direction(quiz_grad: Tensor, exp_avg_sq: Optional[Tensor] = None, eps: 
 
 
 def candidate_scores(
-    logit_grads: Tensor, features: Tensor, direction: Tensor, p_sq: Tensor
+    logit_grads: Tensor,
+    features: Tensor,
+    direction: Tensor,
+    p_sq: Tensor,
+    groups: Optional[Tensor] = None,
 ) -> Dict[str, Tensor]:
     """First-order quiz-loss decrease of each instance's step under each candidate.
 
@@ -67,8 +71,11 @@ def candidate_scores(
         logit_grads (Tensor): ``[K, N, C]`` gradient of instance ``i``'s trained objective
             (task + KD with candidate ``k``) w.r.t. its own logits.
         features (Tensor): ``[N, D]`` the inputs of the last layer.
-        direction (Tensor): ``[C, D + 1]`` ``G * P`` of :func:`quiz_direction`.
-        p_sq (Tensor): ``[C, D + 1]`` ``P^2``.
+        direction (Tensor): ``[C, D + 1]`` ``G * P`` of :func:`quiz_direction`; with
+            ``groups``, ``[A * C, D + 1]``: A slices of C rows.
+        p_sq (Tensor): ``P^2``, shaped as ``direction``.
+        groups (Tensor, optional): ``[N]`` which slice of the last layer made each instance's
+            logits (a dense head's anchor index at its location). None: one shared slice.
 
     Returns:
         dict: ``decrease`` ``[K, N]`` (``g^T (G P) h``, proportional to the predicted decrease
@@ -76,9 +83,17 @@ def candidate_scores(
     """
     h = torch.cat([features, features.new_ones(features.shape[0], 1)], dim=1).to(direction)
     g = logit_grads.to(direction)
-    decrease = torch.einsum('knc,cd,nd->kn', g, direction, h)
-    norm = torch.einsum('knc,cd,nd->kn', g * g, p_sq, h * h).clamp_min(0).sqrt()
-    return dict(decrease=decrease, norm=norm)
+    if groups is None:
+        decrease = torch.einsum('knc,cd,nd->kn', g, direction, h)
+        norm = torch.einsum('knc,cd,nd->kn', g * g, p_sq, h * h)
+    else:
+        c = g.shape[-1]
+        rows = groups.to(direction.device).long()
+        d = direction.reshape(-1, c, direction.shape[-1])[rows]  # [N, C, D + 1]
+        p = p_sq.reshape(-1, c, p_sq.shape[-1])[rows]
+        decrease = torch.einsum('knc,ncd,nd->kn', g, d, h)
+        norm = torch.einsum('knc,ncd,nd->kn', g * g, p, h * h)
+    return dict(decrease=decrease, norm=norm.clamp_min(0).sqrt())
 
 
 @MODELS.register_module()
@@ -146,6 +161,8 @@ class OracleTemperature(BaseTemperature):
         # Set by the distiller (plain attributes: never saved or moved with the module).
         object.__setattr__(self, 'features', None)
         object.__setattr__(self, 'logit_grads_fn', None)
+        # [N] weight slice of each instance (dense heads: the anchor index), or None
+        object.__setattr__(self, 'groups', None)
         # Set by HeadroomHook: the quiz direction(s) (G * P, P^2); one per disjoint quiz half.
         self.quiz: Optional[List[Sequence[Tensor]]] = None
         self.last_stats: Dict[str, float] = {}
@@ -178,7 +195,7 @@ class OracleTemperature(BaseTemperature):
         if fn is None or self.features is None:
             raise RuntimeError(
                 'OracleTemperature needs a distiller that gives the last-layer features and '
-                'per-candidate logit gradients (ClassifierDistiller)'
+                'per-candidate logit gradients (ClassifierDistiller, SingleStageDetDistiller)'
             )
         num, n = len(self.multipliers), student_logits.shape[0]
         a = self.multipliers.repeat_interleave(n)
@@ -188,7 +205,9 @@ class OracleTemperature(BaseTemperature):
 
         grads = fn(student_logits, teacher_logits, gt_labels, num, candidates)
         features = self.features.detach()
-        per_half = [candidate_scores(grads, features, d, p_sq) for d, p_sq in self.quiz]
+        per_half = [
+            candidate_scores(grads, features, d, p_sq, self.groups) for d, p_sq in self.quiz
+        ]
         # The halves share P (the optimizer's state), so their norms agree.
         norm = per_half[0]['norm']
         rescale = norm[self.base_index : self.base_index + 1] / norm.clamp_min(1e-30)

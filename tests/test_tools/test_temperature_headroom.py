@@ -119,3 +119,55 @@ def test_probe_mode_scores_a_trained_checkpoint(tmp_path):
     assert report['oracle']['oracle_gain'] >= 0  # the best candidate scores at least the base
     assert sum(report['pick_share'].values()) == pytest.approx(1.0)
     assert set(report['pick_spearman']) == {'teacher_gt_prob', 'student_gt_prob'}
+
+
+@pytest.mark.slow
+def test_headroom_tool_on_a_one_stage_detector(tmp_path):
+    """The oracle scores positive priors at the GFL head's last class conv; the quiz split is
+    carved from DigitsDet's training images and given the test pipeline (with annotations)."""
+    from rlkd_mm.datasets.digits_det import make_digits_det
+    from rlkd_mm.testing import use_digits_det
+
+    data_root = str(tmp_path / 'digits_det') + '/'
+    make_digits_det(data_root, num_train=20, num_val=4, num_test=4)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/digits/gfl_ld_fixed.py'))
+    use_digits_det(cfg, data_root, in_process=True)
+    cfg.model.teacher_ckpt = None
+    cfg.train_cfg.max_epochs = 1
+    # a model trained for a few iterations scores nothing above the usual threshold
+    cfg.model.student = Config.fromfile(cfg.model.student).model
+    cfg.model.student.test_cfg.score_thr = 0.0
+    config = str(tmp_path / 'det.py')
+    cfg.dump(config)
+    args = parse_args([config, '--num-candidates', '2'])
+    rows = headroom_configs(cfg, args)
+    quiz = rows['oracle'].custom_hooks[-1].quiz_dataset
+    assert len(quiz.indices) == 2 and not set(quiz.indices) & set(
+        rows['a=1'].train_dataloader.dataset.indices
+    )
+    out = str(tmp_path / 'headroom.json')
+    run_tool(
+        'tools/analysis/temperature_headroom.py',
+        config,
+        '--seeds',
+        '0',
+        '--num-candidates',
+        '2',
+        '--quiz-batch-size',
+        '2',
+        '--refresh-interval',
+        '1',
+        '--work-dir',
+        str(tmp_path / 'work'),
+        '--out',
+        out,
+        '--cfg-options',
+        'default_hooks.logger.interval=1',
+    )
+    with open(out) as f:
+        report = json.load(f)
+    assert report['metric'] == 'coco/bbox_mAP'
+    assert set(report['rows']) == {'a=0.5', 'a=2', 'oracle', 'null'}
+    (logged,) = report['oracle_while_training']['oracle']
+    assert 0 <= logged['oracle_grid_end_share'] <= 1
+    assert 0 <= logged['oracle_half_agreement'] <= 1

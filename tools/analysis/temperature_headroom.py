@@ -32,7 +32,11 @@ step.
     python tools/analysis/temperature_headroom.py configs/digits/cls_kd_fixed.py --dry-run
     python tools/analysis/temperature_headroom.py CONFIG --probe work_dirs/x/epoch_30.pth
 
-Classification distillers only (``ClassifierDistiller`` with a linear last layer).
+Train mode: ``ClassifierDistiller`` (an instance is an image, the last layer its linear fc) and
+``SingleStageDetDistiller`` (an instance is a positive prior, the last layer the head's last class
+conv, the quiz loss the head's own classification loss with its negatives; the LD term acts on the
+box branch and is not scored). Probe mode: ``ClassifierDistiller`` only. For DigitsDet, a smaller
+quiz batch keeps the cost down: ``--quiz-batch-size 32``.
 """
 
 import argparse
@@ -57,7 +61,9 @@ from rlkd_mm.temperature.oracle import multiplier_grid
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='a classification distillation config (the base policy)')
+    parser.add_argument(
+        'config', help='a classification or one-stage detection distillation config (the base)'
+    )
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--quiz-fraction', type=float, default=0.1)
     parser.add_argument('--quiz-seed', type=int, default=0)
@@ -82,12 +88,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+#: the distillers whose candidates the oracle can score (an instance: an image, a positive prior)
+_SUPPORTED = ('ClassifierDistiller', 'SingleStageDetDistiller')
+
+
 def headroom_configs(cfg: Config, args) -> Dict[str, Config]:
     """One config per row: every single multiplier, the oracle and the null oracle, all
     trained without the quiz split."""
-    if 'ClassifierDistiller' not in str(cfg.model.get('type', '')):
+    model_type = str(cfg.model.get('type', ''))
+    if not any(name in model_type for name in _SUPPORTED):
         raise TypeError(
-            'temperature_headroom supports ClassifierDistiller configs, got '
+            f'temperature_headroom supports {" and ".join(_SUPPORTED)} configs, got '
             f'{cfg.model.get("type")}'
         )
     train_idx, quiz_idx = split_quiz(cfg, args.quiz_fraction, args.quiz_seed)
@@ -217,6 +228,11 @@ def train_mode(args, cfg: Config) -> Dict:
 # ----------------------------------------------------------------------------- probe mode
 def probe_mode(args, cfg: Config) -> Dict:
     """Score the candidates on a trained checkpoint without training it."""
+    if 'ClassifierDistiller' not in str(cfg.model.get('type', '')):
+        raise TypeError(
+            f'--probe supports ClassifierDistiller configs, got {cfg.model.get("type")}; '
+            'train mode supports detection too'
+        )
     from mmengine.runner import Runner
     from scipy.stats import spearmanr
 

@@ -64,7 +64,9 @@ class BaseReward:
       ``labels`` ``[N]`` and the last-layer ``features`` ``[N, D]`` of the forward, so that the
       distiller's ``candidate_logit_grads`` gives each instance's objective gradient under
       other temperatures; the distiller also offers ``last_layer()`` and
-      ``quiz_gradients(inputs, data_samples)``.
+      ``quiz_gradients(inputs, data_samples)`` (or ``quiz_layer_gradients``: the two halves'
+      last-layer gradients themselves). A dense detector adds each positive's weight group
+      ``groups`` ``[N]`` and its task-loss gradient ``task_grads`` ``[N, C]``.
 
     State kept across iterations (saved in RLKDHook's checkpoint, ``reward_state``):
     :meth:`state_dict` / :meth:`load_state_dict`; :meth:`drop_rank_local` forgets what only

@@ -36,7 +36,9 @@ class CounterfactualReward(BaseReward):
     ``refresh_interval`` iterations (all-reduced under DDP). The stored step has
     ``num_samples * N`` rows (sample-major, the taken actions first).
 
-    The distiller keeps ``'candidate_grads'`` (``ClassifierDistiller``).
+    The distiller keeps ``'candidate_grads'`` (``ClassifierDistiller``,
+    ``SingleStageDetDistiller``: an instance is then a positive prior, scored at the head's last
+    class conv).
 
     Args:
         quiz_dataset (dict): config of the quiz dataset (deterministic pipeline).
@@ -116,10 +118,13 @@ class CounterfactualReward(BaseReward):
         def outputs(zs: Tensor, zt: Tensor, labels: Tensor):
             return policy.candidate_outputs(zs, zt, labels, values)
 
+        extra = {'task_grads': kept['task_grads']} if 'task_grads' in kept else {}
         grads = model.candidate_logit_grads(
-            z, kept['teacher_logits'], kept['labels'], num + 1, outputs
+            z, kept['teacher_logits'], kept['labels'], num + 1, outputs, **extra
         )
-        s = candidate_scores(grads, kept['features'].float(), *self.direction)
+        s = candidate_scores(
+            grads, kept['features'].float(), *self.direction, groups=kept.get('groups')
+        )
         norm = s['norm']
         return s['decrease'][1:] * norm[:1] / norm[1:].clamp_min(1e-30)
 

@@ -2,7 +2,7 @@
 per positive prior."""
 
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +11,15 @@ from torch import Tensor
 from rlkd_mm.registry import MODELS
 from rlkd_mm.temperature import TemperatureOutput
 
-from .base import BaseDistiller, ModelCfg, captured_inputs, check_score_type, with_score_type
+from .base import (
+    BaseDistiller,
+    ModelCfg,
+    captured_inputs,
+    check_score_type,
+    detach_weights,
+    student_untouched,
+    with_score_type,
+)
 from .dense_heads import (
     DENSE_HEAD_ADAPTERS,
     DenseHeadAdapter,
@@ -95,7 +103,7 @@ class SingleStageDetDistiller(BaseDistiller):
         ...     ld_loss=dict(type='rlkd_mm.InstanceLDLoss', loss_weight=0.25 / 17))
     """
 
-    reward_items = ('task_loss', 'instance_losses', 'logit_grads')
+    reward_items = ('task_loss', 'instance_losses', 'logit_grads', 'candidate_grads')
 
     def __init__(
         self,
@@ -143,6 +151,12 @@ class SingleStageDetDistiller(BaseDistiller):
                 f'{type(self.teacher.bbox_head).__name__}; set ld_loss=None'
             )
         self.ld_loss = MODELS.build(ld_loss) if ld_loss is not None else None
+        if getattr(self.temperature, 'needs_features', False):
+            # plain attribute: the policy must not hold the distiller as a submodule
+            object.__setattr__(self.temperature, 'logit_grads_fn', self.candidate_logit_grads)
+        # each positive's task-loss gradient w.r.t. its class logits, of the current training
+        # forward (candidate_logit_grads' default)
+        self._task_grads: Optional[Tensor] = None
 
     # ------------------------------------------------------------------ build-time checks
     def _check_models(self) -> Tuple[DenseHeadAdapter, DenseHeadAdapter]:
@@ -225,7 +239,9 @@ class SingleStageDetDistiller(BaseDistiller):
             data_samples
         )
         keep = self.keeps()
-        s_outs, cls_feats = self._student_head(inputs, 'logit_grads' in keep)
+        needs_features = self.training and getattr(self.temperature, 'needs_features', False)
+        candidates = needs_features or 'candidate_grads' in keep
+        s_outs, cls_feats = self._student_head(inputs, candidates or 'logit_grads' in keep)
         with torch.no_grad():
             t_outs = self.teacher.bbox_head(self.teacher.extract_feat(inputs))
         s_sizes = [tuple(s.shape[-2:]) for s in s_outs[0]]
@@ -250,6 +266,13 @@ class SingleStageDetDistiller(BaseDistiller):
         pos_labels = labels[pos]
         num_pos = pos.numel()
 
+        patches = groups = None
+        if candidates:
+            self._task_grads = self._positive_task_grads(losses, s_outs, pos)
+            patches, groups = self._positive_patches([f.detach() for f in cls_feats], pos)
+        if needs_features:
+            self.temperature.features = patches
+            self.temperature.groups = groups
         temperatures, stats = self.choose_temperatures(s_cls, t_cls, pos_labels)
 
         if self.kd_loss is not None:
@@ -290,7 +313,136 @@ class SingleStageDetDistiller(BaseDistiller):
         losses.update(stats)
         if self.keeps_instances():
             self._keep_positives(keep, inputs, s_outs, cls_feats, targets, pos, pos_labels, losses)
+            if 'candidate_grads' in keep:
+                self.keep_for_reward(
+                    logits=s_cls,
+                    teacher_logits=t_cls,
+                    labels=pos_labels,
+                    features=patches,
+                    groups=groups,
+                    task_grads=self._task_grads,
+                )
         return losses
+
+    # ------------------------------------------------------------------ candidate temperatures
+    def _avg_factor(self, num_pos: int, like: Tensor) -> float:
+        """The positives' divisor of the class-score losses (averaged over ranks, >= 1)."""
+        from mmdet.utils import reduce_mean
+
+        return reduce_mean(like.new_tensor(float(num_pos))).clamp_(min=1).item()
+
+    def _positive_task_grads(
+        self, losses: Dict[str, Any], s_outs: Tuple[List[Tensor], ...], pos: Tensor
+    ) -> Tensor:
+        """Each positive's gradient of the head's own classification loss w.r.t. its class
+        logits ``[P, C]``, times the positives' divisor (the common ``1 / P`` left out, as
+        :meth:`candidate_logit_grads` leaves it out of the KD term); the graph is kept."""
+        maps = list(s_outs[0])
+        loss_cls = losses['loss_cls']
+        total = sum(loss_cls) if isinstance(loss_cls, (list, tuple)) else loss_cls
+        grads = torch.autograd.grad(total, maps, retain_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(m) if g is None else g for g, m in zip(grads, maps)]
+        num_classes = self.student.bbox_head.num_classes
+        flat = flatten_levels(grads, num_classes)[pos].float()
+        return flat * self._avg_factor(pos.numel(), flat)
+
+    def candidate_logit_grads(
+        self,
+        student_logits: Tensor,
+        teacher_logits: Tensor,
+        gt_labels: Tensor,
+        num_candidates: int,
+        policy_fn: Callable[[Tensor, Tensor, Tensor], TemperatureOutput],
+        task_grads: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Each positive's gradient of its trained class-score objective w.r.t. its own class
+        logits under K candidate policies: ``[K, P, C]``.
+
+        As ``ClassifierDistiller.candidate_logit_grads``: the positives are repeated K times
+        (candidate-major), ``policy_fn`` gives candidate ``k``'s output for the ``k``-th copy,
+        and the class-score KD (``kd_loss`` with its weight and the KD warm-up factor) is
+        differentiated in one batched backward. The task term is the head's own classification
+        loss at each positive (``task_grads`` ``[P, C]``; by default those of the current
+        training forward), the same for every candidate. The common ``1 / P`` of both terms is
+        left out. The LD term acts on the box branch, not on the class logits, and plays no part.
+        """
+        if self.kd_loss is None:
+            raise ValueError(
+                'per-candidate class-score gradients need the class-score KD term: kd_loss is None'
+            )
+        if task_grads is None:
+            task_grads = self._task_grads
+        n, c = student_logits.shape
+        if task_grads is None or tuple(task_grads.shape) != (n, c):
+            raise RuntimeError(
+                f'no task gradients for these {n} positives: a training forward keeps them '
+                '(or pass task_grads)'
+            )
+        labels = gt_labels.repeat(num_candidates)
+        with torch.enable_grad():
+            z = student_logits.detach().float().repeat(num_candidates, 1).requires_grad_(True)
+            t = teacher_logits.detach().float().repeat(num_candidates, 1)
+            kd = self.policy_kd_loss(
+                self.kd_loss,
+                z,
+                t,
+                detach_weights(policy_fn(z, t, labels)),
+                gt_labels=labels,
+                reduction_override='sum',
+            )
+            (grads,) = torch.autograd.grad(self.kd_warmup_factor * kd, z)
+        return grads.reshape(num_candidates, n, c) + task_grads.to(grads)[None]
+
+    def last_layer(self) -> Tuple[Tensor, Tensor]:
+        """The weight ``[A * C, F, k, k]`` and bias ``[A * C]`` of the head's last class conv
+        (its rows flattened, ``[A * C, F * k * k]``, are what :meth:`quiz_layer_gradients` and
+        the positives' patches use)."""
+        conv = self.adapter.final_cls_conv
+        if conv.bias is None:
+            head = type(self.student.bbox_head).__name__
+            raise TypeError(f'the last class conv of the student head {head} has no bias')
+        return conv.weight, conv.bias
+
+    @torch.no_grad()
+    def quiz_layer_gradients(self, inputs: Tensor, data_samples: list) -> List[Tensor]:
+        """The gradient of the head's own classification loss (its positives and negatives)
+        w.r.t. its last class conv, ``[A * C, F * k * k + 1]`` (weight rows, then the bias), on
+        each half of a batch of images: one forward of the student in training mode (its
+        buffers and the random streams left as they were), then each half's loss with its own
+        targets and divisor."""
+        from mmdet.models.utils import unpack_gt_instances
+
+        conv = self.adapter.final_cls_conv
+        with student_untouched(self.student):
+            s_outs, cls_feats = self._student_head(inputs, with_features=True)
+        num = inputs.shape[0]
+        if num < 2:
+            raise ValueError(f'a quiz batch needs >= 2 images (two halves), got {num}')
+        halves = []
+        for sl in (slice(0, num // 2), slice(num // 2, None)):
+            with torch.enable_grad():
+                weight = conv.weight.detach().float().requires_grad_(True)
+                bias = conv.bias.detach().float().requires_grad_(True)
+                cls = [
+                    F.conv2d(
+                        f[sl].detach().float(),
+                        weight,
+                        bias,
+                        conv.stride,
+                        conv.padding,
+                        conv.dilation,
+                        conv.groups,
+                    )
+                    for f in cls_feats
+                ]
+                outs = (cls,) + tuple([o[sl].detach().float() for o in out] for out in s_outs[1:])
+                gt, ignore, metas = unpack_gt_instances(data_samples[sl])
+                losses, _ = self.adapter.task_losses(outs, gt, metas, ignore)
+                loss_cls = losses['loss_cls']
+                total = sum(loss_cls) if isinstance(loss_cls, (list, tuple)) else loss_cls
+                g_w, g_b = torch.autograd.grad(total, (weight, bias))
+            halves.append(torch.cat([g_w.reshape(g_w.shape[0], -1), g_b[:, None]], dim=1))
+        return halves
 
     # ------------------------------------------------------------------ per-instance rewards
     def _student_head(self, inputs: Tensor, with_features: bool):

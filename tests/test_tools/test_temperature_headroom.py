@@ -142,9 +142,8 @@ def test_headroom_tool_on_a_one_stage_detector(tmp_path):
     args = parse_args([config, '--num-candidates', '2'])
     rows = headroom_configs(cfg, args)
     quiz = rows['oracle'].custom_hooks[-1].quiz_dataset
-    assert len(quiz.indices) == 2 and not set(quiz.indices) & set(
-        rows['a=1'].train_dataloader.dataset.indices
-    )
+    train = rows['oracle'].train_dataloader.dataset.indices
+    assert len(quiz.indices) == 2 and len(train) == 18 and not set(quiz.indices) & set(train)
     out = str(tmp_path / 'headroom.json')
     run_tool(
         'tools/analysis/temperature_headroom.py',

@@ -175,6 +175,9 @@ TASKS = dict(
             ),
             ('LD + cls KD, DTKD', 'configs/digits/gfl_ld_dtkd.py', []),
             ('LD + cls KD, CIST', 'configs/digits/gfl_ld_cist.py', []),
+            # controls (tools/benchmark/digits_det_controls_sweeps.sh)
+            ('LD + cls KD, random T', 'configs/digits/gfl_ld_random.py', []),
+            ('LD + cls KD, rule T0 f^k', 'configs/digits/gfl_ld_rule.py', []),
             # the reward modes at the earlier, untuned setting (fixed T = 4, RLKD [1, 10] / 4)
             ('LD + cls KD, fixed T=4', 'configs/digits/gfl_ld_fixed.py', _FIXED_T4),
             ('LD + cls KD, RLKD [1, 10] / 4 (instance)', _RLKD, _RANGE_10 + _INSTANCE, _T4),
